@@ -1,0 +1,149 @@
+"""Any user image -> the 32x32 RGB uint8 array the model takes.
+
+Handles what people actually upload: EXIF-rotated phone photos, palette and
+grayscale PNGs, transparent images (composited on white, the way a viewer shows
+them), CMYK JPEGs, 16-bit scans, animated GIFs (first frame), and refuses empty,
+truncated, non-image and decompression-bomb files with a message a person can act on.
+"""
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MODEL_SIZE = 32
+# Larger than any camera photo (a 6000x6000 PNG is 36 MP), far below what would exhaust
+# memory once decoded; checked from the header before any pixel is decoded.
+MAX_PIXELS = 50_000_000
+RESAMPLE = Image.Resampling.LANCZOS
+WHITE = (255, 255, 255)
+
+
+def to_model_input(source):
+    """A PIL image, array or path/bytes -> uint8 (32, 32, 3): centre square crop, antialiased."""
+    return np.asarray(resize_for_model(to_rgb_image(source)), dtype=np.uint8)
+
+
+def resize_for_model(image):
+    """Crops the largest centred square (the model saw centred objects) and resizes to 32x32."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.resize((MODEL_SIZE, MODEL_SIZE), RESAMPLE, box=(left, top, left + side, top + side))
+
+
+def to_rgb_image(source):
+    """Opens `source` and returns an upright 8-bit RGB PIL image, or raises ValueError."""
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _array_to_image(source)
+    elif isinstance(source, (str, os.PathLike, bytes, bytearray)):
+        image = _open(source)
+    else:
+        raise ValueError(f"Cannot read an image from a {type(source).__name__}.")
+    _check_size(image)
+    if getattr(image, "is_animated", False):
+        image.seek(0)  # the first frame of an animated GIF, APNG or WebP
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"The image could not be decoded; the file may be truncated or corrupt ({error}).") from None
+
+
+def _open(source):
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ValueError("The file is empty (0 bytes).")
+        stream, name = io.BytesIO(source), "the upload"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"No image file at {path}.")
+        if path.stat().st_size == 0:
+            raise ValueError(f"The file {path.name} is empty (0 bytes).")
+        stream, name = path, path.name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(stream)
+    except UnidentifiedImageError:
+        raise ValueError(
+            f"{name} is not an image Pillow can read. Upload a PNG, JPEG, GIF, WebP or BMP file."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{name} claims absurd dimensions (a decompression bomb); refusing to open it.") from None
+    except OSError as error:
+        raise ValueError(f"{name} could not be read as an image ({error}).") from None
+
+
+def _check_size(image):
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ValueError("The image has no pixels.")
+    if width * height > MAX_PIXELS:
+        raise ValueError(
+            f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} MP); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} MP. Resize it and try again."
+        )
+
+
+def _array_to_image(array):
+    """uint8 (any range), uint16 (scaled) or float (0..1 or 0..255) arrays, HxW[xC]."""
+    if array.size == 0:
+        raise ValueError("The image is empty (an array with no pixels).")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ValueError(f"An image array must be HxW, HxWx3 or HxWx4, got shape {array.shape}.")
+    if array.dtype == np.uint16:
+        array = _sixteen_to_eight(array)
+    elif array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)):
+            raise ValueError("The image array holds NaN or infinite values.")
+        scale = 255.0 if array.max() <= 1.0 else 1.0
+        array = np.clip(np.rint(array * scale), 0, 255).astype(np.uint8)
+    elif array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    mode = "L" if array.ndim == 2 else ("RGB" if array.shape[2] == 3 else "RGBA")
+    return Image.fromarray(np.ascontiguousarray(array), mode=mode)
+
+
+def _sixteen_to_eight(array):
+    """Maps 0..65535 onto 0..255 (x / 257 rounded), the inverse of 8->16-bit expansion."""
+    return np.rint(np.asarray(array, dtype=np.float64) / 257.0).astype(np.uint8)
+
+
+def _to_rgb(image):
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        return Image.fromarray(_sixteen_to_eight(np.clip(np.asarray(image), 0, 65535))).convert("RGB")
+    if mode == "F":
+        return _array_to_image(np.asarray(image, dtype=np.float32)).convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGBA", image.size, WHITE + (255,))
+        return Image.alpha_composite(background, image).convert("RGB")
+    return image.convert("RGB")
+
+
+def is_blank(image, tolerance=8):
+    """True when every pixel is within `tolerance` of one colour (an untouched canvas)."""
+    array = np.asarray(to_rgb_image(image), dtype=np.int16)
+    return bool(np.all(array.max(axis=(0, 1)) - array.min(axis=(0, 1)) <= tolerance))
+
+
+def upscale_nearest(array, scale=8):
+    """Enlarges a small image with nearest-neighbour so each pixel stays a crisp square."""
+    array = np.asarray(array)
+    return np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)

@@ -1,0 +1,373 @@
+"""The training engine, shared by the CLI (`python -m cifar_demo.train`) and the UI.
+
+It owns the loop so that it can emit an event after every batch and every epoch,
+check a stop flag between batches, and checkpoint each epoch so that an
+interrupted run resumes where it left off. It never imports Gradio.
+"""
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import keras
+import numpy as np
+
+from cifar_demo.model import build_model, scaled_widths
+from cifar_demo.predictor import Predictor
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (32, 32, 3)
+
+CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
+CHECKPOINT_OPTIMIZER = "checkpoint.optimizer.npz"
+CHECKPOINT_STATE = "checkpoint.json"
+FINAL_WEIGHTS = "model.weights.h5"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of a run; saved beside each checkpoint and printed at its start."""
+
+    epochs: int = 15                # passes over the training images
+    batch_size: int = 128           # images per optimizer step
+    train_size: Optional[int] = None  # training images used (None: all that are not held out)
+    val_size: int = 5000            # images held out of the training set for validation;
+                                    # 0 trains on all 50,000 and monitors on the official
+                                    # test set (reported only, never used to choose anything)
+    width_mult: float = 1.0         # multiplier on the blog's 64/128/256 stage widths
+    learning_rate: float = 0.1      # peak SGD learning rate (per step, batch-mean loss)
+    warmup_fraction: float = 0.2    # fraction of the steps ramping the LR linearly up from
+                                    # peak/10; the rest decays it linearly to 0 (one-cycle)
+    momentum: float = 0.9           # Nesterov momentum
+    weight_decay: float = 5e-3      # decoupled decay per unit of LR per step (Keras SGD);
+                                    # about L2 5e-4 under momentum 0.9. Not on BN or biases.
+    label_smoothing: float = 0.1    # probability mass spread evenly over the 10 classes
+    augment: bool = True            # random crop from reflect-padded image + horizontal flip
+    crop_padding: int = 4           # pixels of padding on each side before the random crop
+    seed: int = 0                   # split, initialisation, shuffling and augmentation
+    init_weights: Optional[str] = None  # .weights.h5 to fine-tune from (None: from scratch)
+
+    def validate(self):
+        """Raises ValueError naming the first bad field, so the CLI and UI can show it."""
+
+        def check(condition, message):
+            if not condition:
+                raise ValueError(message)
+
+        def is_int(value):
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+        check(is_int(self.epochs) and 1 <= self.epochs <= 500, f"epochs must be an integer in 1..500, got {self.epochs!r}")
+        check(is_int(self.batch_size) and 1 <= self.batch_size <= 4096, f"batch_size must be an integer in 1..4096, got {self.batch_size!r}")
+        check(self.train_size is None or (is_int(self.train_size) and self.train_size >= 1), f"train_size must be a positive integer or None, got {self.train_size!r}")
+        check(is_int(self.val_size) and self.val_size >= 0, f"val_size must be a non-negative integer, got {self.val_size!r}")
+        check(isinstance(self.width_mult, (int, float)) and 0.05 <= self.width_mult <= 4, f"width_mult must be a number in 0.05..4, got {self.width_mult!r}")
+        check(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate <= 10, f"learning_rate must be in (0, 10], got {self.learning_rate!r}")
+        check(isinstance(self.warmup_fraction, (int, float)) and 0 <= self.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        check(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
+        check(isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1, f"weight_decay must be in [0, 1), got {self.weight_decay!r}")
+        check(isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        check(isinstance(self.augment, bool), f"augment must be true or false, got {self.augment!r}")
+        check(is_int(self.crop_padding) and 0 <= self.crop_padding <= 16, f"crop_padding must be an integer in 0..16, got {self.crop_padding!r}")
+        check(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
+        check(self.init_weights is None or Path(self.init_weights).is_file(), f"init_weights file not found: {self.init_weights!r}")
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**values)
+
+
+# Events, in the order a run emits them: RunStarted, then per step BatchEnded and per
+# epoch EpochEnded, then RunEnded (also after a stop).
+@dataclass(frozen=True)
+class RunStarted:
+    config: TrainConfig
+    train_images: int
+    val_images: int
+    val_source: str           # "held-out training images" or "official test set"
+    steps_per_epoch: int
+    total_steps: int
+    start_step: int           # > 0 when resuming from a checkpoint
+
+
+@dataclass(frozen=True)
+class BatchEnded:
+    epoch: int                # 1-based
+    step: int                 # 1-based, counted over the whole run
+    total_steps: int
+    loss: float               # this batch's training loss (with label smoothing)
+    accuracy: float           # this batch's training accuracy, augmented images
+    learning_rate: float
+    images_per_second: float  # over the last few batches
+    elapsed_seconds: float    # since this run (or its resumption) started
+    eta_seconds: float        # remaining steps at this session's average pace
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float               # mean training loss over the epoch
+    accuracy: float           # mean training accuracy over the epoch
+    val_loss: float           # cross-entropy without smoothing
+    val_accuracy: float
+    seconds: float            # wall time of the epoch, validation included
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    stopped: bool             # True when the stop flag ended the run early
+    steps: int
+    epochs_completed: int
+
+
+@dataclass
+class TrainResult:
+    model: object             # the keras.Model, holding what was learned up to the end or stop
+    config: TrainConfig
+    history: dict = field(default_factory=dict)
+    stopped: bool = False
+    steps: int = 0
+
+
+def augment_images(images, rng, padding=4, flip=True):
+    """The recipe's augmentation: a random 32x32 crop of the reflect-padded image, then a
+    horizontal flip with probability 1/2. uint8 (N, 32, 32, 3) in and out; `rng` is a
+    numpy Generator, so the same seed gives the same images (the UI preview relies on it).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"images must have shape (N, 32, 32, 3), got {images.shape}")
+    count = len(images)
+    out = images
+    if padding > 0:
+        padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="reflect")
+        top = rng.integers(0, 2 * padding + 1, size=count)
+        left = rng.integers(0, 2 * padding + 1, size=count)
+        rows = top[:, None] + np.arange(32)
+        cols = left[:, None] + np.arange(32)
+        out = padded[np.arange(count)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    if flip:
+        flipped = rng.random(count) < 0.5
+        out = out.copy() if out is images else out
+        out[flipped] = out[flipped, :, ::-1]
+    return out
+
+
+def split_training_set(num_images, config):
+    """Deterministic (train indices, validation indices) for the config's seed and sizes."""
+    if config.val_size >= num_images:
+        raise ValueError(f"val_size {config.val_size} leaves no training images out of {num_images}")
+    order = np.random.default_rng([config.seed, 0]).permutation(num_images)
+    val_indices = np.sort(order[: config.val_size])
+    rest = order[config.val_size :]
+    if config.train_size is not None:
+        if config.train_size > len(rest):
+            raise ValueError(
+                f"train_size {config.train_size} exceeds the {len(rest)} training images "
+                f"left after holding out {config.val_size} for validation"
+            )
+        rest = rest[: config.train_size]
+    return np.sort(rest), val_indices
+
+
+def evaluate_probabilities(probabilities, labels):
+    """(cross-entropy, accuracy) of predicted probabilities against integer labels."""
+    picked = probabilities[np.arange(len(labels)), labels.astype(np.int64)]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
+    return loss, accuracy
+
+
+class Trainer:
+    """Runs one training run; `stop()` (from any thread) ends it after the current batch."""
+
+    def __init__(self, config, callbacks: Sequence[Callable[[object], None]] = (), checkpoint_dir=None):
+        config.validate()
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self._stop = threading.Event()
+
+    def stop(self):
+        self._stop.set()
+
+    @property
+    def stop_requested(self):
+        return self._stop.is_set()
+
+    def _emit(self, event):
+        for callback in self.callbacks:
+            callback(event)
+
+    def run(self, data):
+        """Trains on `data` (a cifar_demo.data.Cifar10) and returns a TrainResult."""
+        config = self.config
+        train_indices, val_indices = split_training_set(len(data.x_train), config)
+        x_train, y_train = data.x_train[train_indices], data.y_train[train_indices]
+        if config.val_size > 0:
+            x_val, y_val = data.x_train[val_indices], data.y_train[val_indices]
+            val_source = "held-out training images"
+        else:
+            x_val, y_val = data.x_test, data.y_test
+            val_source = "official test set"
+
+        steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+        total_steps = steps_per_epoch * config.epochs
+
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(scaled_widths(config.width_mult))
+        if config.init_weights:
+            try:
+                model.load_weights(config.init_weights)
+            except Exception as error:
+                raise ValueError(f"cannot load {config.init_weights} into this architecture: {error}") from None
+        schedule = OneCycle(config.learning_rate, total_steps, config.warmup_fraction)
+        optimizer = keras.optimizers.SGD(
+            learning_rate=schedule,
+            momentum=config.momentum,
+            nesterov=True,
+            weight_decay=config.weight_decay or None,
+        )
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+        optimizer.build(model.trainable_variables)
+
+        history = {"epochs": [], "steps": []}
+        start_epoch = self._resume(model, optimizer, history)
+        start_step = start_epoch * steps_per_epoch
+        self._emit(RunStarted(config, len(x_train), len(x_val), val_source, steps_per_epoch, total_steps, start_step))
+
+        predictor = Predictor(model)
+        step = start_step
+        run_start = time.perf_counter()
+        recent = deque(maxlen=20)  # (images, seconds) of the last batches
+        epochs_completed = start_epoch
+        for epoch in range(start_epoch, config.epochs):
+            epoch_start = time.perf_counter()
+            rng = np.random.default_rng([config.seed, 1, epoch])
+            order = rng.permutation(len(x_train))
+            loss_sum = accuracy_sum = seen = 0.0
+            for batch_start in range(0, len(order), config.batch_size):
+                if self._stop.is_set():
+                    break
+                batch_clock = time.perf_counter()
+                learning_rate = float(optimizer.learning_rate)  # the rate this step uses
+                indices = order[batch_start : batch_start + config.batch_size]
+                images = x_train[indices]
+                if config.augment:
+                    images = augment_images(images, rng, config.crop_padding)
+                targets = np.eye(NUM_CLASSES, dtype="float32")[y_train[indices]]
+                logs = model.train_on_batch(images.astype("float32"), targets, return_dict=True)
+                step += 1
+                loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
+                count = len(indices)
+                loss_sum += loss * count
+                accuracy_sum += accuracy * count
+                seen += count
+                recent.append((count, time.perf_counter() - batch_clock))
+                rate = sum(n for n, _ in recent) / max(1e-9, sum(s for _, s in recent))
+                if step % 10 == 0 or step == total_steps:
+                    history["steps"].append({"step": step, "loss": loss, "accuracy": accuracy, "learning_rate": learning_rate})
+                elapsed = time.perf_counter() - run_start
+                eta = (total_steps - step) * elapsed / (step - start_step)
+                self._emit(BatchEnded(epoch + 1, step, total_steps, loss, accuracy, learning_rate, rate, elapsed, eta))
+            if self._stop.is_set() and seen < len(order):
+                break
+            val_probabilities = predictor.predict_proba(x_val)
+            val_loss, val_accuracy = evaluate_probabilities(val_probabilities, y_val)
+            record = EpochEnded(
+                epoch + 1, step, total_steps, loss_sum / seen, accuracy_sum / seen,
+                val_loss, val_accuracy, time.perf_counter() - epoch_start,
+            )
+            history["epochs"].append(dataclasses.asdict(record))
+            epochs_completed = epoch + 1
+            self._checkpoint(model, optimizer, history, epochs_completed)
+            self._emit(record)
+
+        stopped = self._stop.is_set() and epochs_completed < config.epochs
+        self._emit(RunEnded(stopped, step, epochs_completed))
+        return TrainResult(model=model, config=config, history=history, stopped=stopped, steps=step)
+
+    def _checkpoint(self, model, optimizer, history, epochs_completed):
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        model.save_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
+        np.savez(
+            self.checkpoint_dir / CHECKPOINT_OPTIMIZER,
+            **{f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)},
+        )
+        state = {"epochs_completed": epochs_completed, "config": dataclasses.asdict(self.config), "history": history}
+        temporary = self.checkpoint_dir / (CHECKPOINT_STATE + ".tmp")
+        temporary.write_text(json.dumps(state))
+        temporary.replace(self.checkpoint_dir / CHECKPOINT_STATE)  # the state file is written last
+
+    def _resume(self, model, optimizer, history):
+        """Loads the last checkpoint when one exists for this same config; returns its epoch."""
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / CHECKPOINT_STATE).is_file():
+            return 0
+        state = json.loads((self.checkpoint_dir / CHECKPOINT_STATE).read_text())
+        if state["config"] != dataclasses.asdict(self.config):
+            raise ValueError(
+                f"{self.checkpoint_dir} holds a checkpoint of a run with other settings; "
+                "use another output folder or delete the checkpoint to start over"
+            )
+        model.load_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
+        with np.load(self.checkpoint_dir / CHECKPOINT_OPTIMIZER) as saved:
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(saved[f"v{i}"])
+        history.update(state["history"])
+        return int(state["epochs_completed"])
+
+
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """One-cycle schedule driven by the optimizer's step counter: linear from peak/10 to
+    peak over the warm-up steps, then linear down to 0 at the last step."""
+
+    def __init__(self, peak, total_steps, warmup_fraction):
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+        self.warmup_fraction = float(warmup_fraction)
+        self.warmup_steps = int(round(warmup_fraction * total_steps))
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = self.peak * (0.1 + 0.9 * step / max(1, self.warmup_steps))
+        cool = self.peak * keras.ops.maximum(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+        return keras.ops.where(step < self.warmup_steps, warm, cool)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_fraction": self.warmup_fraction}
+
+
+def save_final_weights(result, out_dir):
+    """Writes the model without optimizer state (8 MB, not 23), its config and history."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fresh = build_model(scaled_widths(result.config.width_mult))
+    fresh.set_weights(result.model.get_weights())
+    fresh.save_weights(out_dir / FINAL_WEIGHTS)
+    (out_dir / CONFIG_FILE).write_text(result.config.to_json())
+    (out_dir / HISTORY_FILE).write_text(json.dumps(result.history, indent=1))
+    return out_dir / FINAL_WEIGHTS
