@@ -113,3 +113,44 @@ def _checked(x_train, y_train, x_test, y_test, source):
         x_test=x_test.astype(np.uint8, copy=False),
         y_test=y_test.astype(np.uint8),
     )
+
+
+def write_examples(data, out_dir, per_class=1):
+    """Saves the first `per_class` official test images of each class as PNGs named
+    `<test index>_<class>.png`: the only part of the dataset the repository ships."""
+    from PIL import Image
+
+    from cifar_demo import CLASSES
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, name in enumerate(CLASSES):
+        for index in np.flatnonzero(data.y_test == label)[:per_class]:
+            path = out_dir / f"{index:04d}_{name}.png"
+            Image.fromarray(data.x_test[index]).save(path)
+            written.append(path)
+    return written
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cifar_demo.data", description="Check the CIFAR-10 copy and write the app's example images.")
+    parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
+    parser.add_argument("--write-examples", metavar="DIR", default=None, help="write one official test image per class as PNG into DIR")
+    args = parser.parse_args(argv)
+    try:
+        data = load_cifar10(args.data)
+    except ValueError as error:
+        print(f"error: {error}")
+        return 2
+    print(f"train {data.x_train.shape}, test {data.x_test.shape}; train mean per channel {data.x_train.reshape(-1, 3).mean(axis=0).round(4).tolist()}")
+    if args.write_examples:
+        for path in write_examples(data, args.write_examples):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

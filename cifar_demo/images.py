@@ -32,7 +32,7 @@ def resize_for_model(image):
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    return image.resize((MODEL_SIZE, MODEL_SIZE), RESAMPLE, box=(left, top, left + side, top + side))
+    return image.crop((left, top, left + side, top + side)).resize((MODEL_SIZE, MODEL_SIZE), RESAMPLE)
 
 
 def to_rgb_image(source):

@@ -73,10 +73,14 @@ class Predictor:
         probabilities = np.concatenate(outputs).astype(np.float32)
         return probabilities / probabilities.sum(axis=1, keepdims=True)
 
+    def label(self, pixels):
+        """{class name: probability} for one uint8 (32, 32, 3) model input."""
+        probabilities = self.predict_proba(pixels[None])[0]
+        return {name: float(p) for name, p in zip(CLASSES, probabilities)}
+
     def classify(self, image):
         """A PIL image, an array of any size or a file path -> {class name: probability}.
 
         Unreadable input raises ValueError with a message a person understands.
         """
-        probabilities = self.predict_proba(to_model_input(image)[None])[0]
-        return {name: float(p) for name, p in zip(CLASSES, probabilities)}
+        return self.label(to_model_input(image))

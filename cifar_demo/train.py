@@ -2,7 +2,7 @@
 
 Writes into --out: checkpoint files every epoch (the run resumes from them when
 started again with the same settings), then model.weights.h5 (no optimizer state),
-config.json, history.json and metrics.json with the official test-set accuracy.
+model.config.json, history.json and metrics.json with the official test-set accuracy.
 """
 
 import argparse

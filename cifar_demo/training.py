@@ -28,7 +28,7 @@ CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 CHECKPOINT_OPTIMIZER = "checkpoint.optimizer.npz"
 CHECKPOINT_STATE = "checkpoint.json"
 FINAL_WEIGHTS = "model.weights.h5"
-CONFIG_FILE = "config.json"
+CONFIG_FILE = "model.config.json"
 HISTORY_FILE = "history.json"
 
 

@@ -1,0 +1,43 @@
+"""Assembles the tabs into one gr.Blocks and holds the launch settings."""
+
+import os
+
+import gradio as gr
+
+from cifar_demo.predictor import Predictor
+from cifar_demo.ui import classify_tab
+
+TITLE = "CIFAR-10 Studio"
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+.fill-image img { width: 100%; height: 100%; object-fit: contain; }
+footer { display: none !important; }
+"""
+
+
+def build_app(predictor=None):
+    """Builds the UI around `predictor` (the shipped weights when None)."""
+    predictor = predictor if predictor is not None else Predictor.load()
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            f"# {TITLE}\n"
+            "A 9-layer convolutional network that sorts 32x32 images into CIFAR-10's ten classes: "
+            "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck."
+        )
+        with gr.Tabs():
+            with gr.Tab("Classify", id="classify"):
+                classify_tab.build(predictor)
+    return demo
+
+
+def launch_settings():
+    """Keyword arguments for `demo.launch()`, fit for a public Space."""
+    return {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        "max_file_size": "20mb",
+        "share": False,
+        "show_error": True,
+        "css": CSS,
+        "theme": gr.themes.Soft(),
+    }

@@ -1,0 +1,124 @@
+"""Classify tab: upload a photo or draw one, see the top-5 classes and the 32x32 the model saw."""
+
+from pathlib import Path
+
+import gradio as gr
+
+from cifar_demo import images
+from cifar_demo.predictor import WEIGHTS_DIR
+
+EXAMPLES_DIR = WEIGHTS_DIR / "examples"
+CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
+BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
+PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb"]
+SEEN_SCALE = 8              # the 32x32 input is shown at 256x256
+SELECT_BRUSH_JS = """() => {
+  setTimeout(() => document.querySelector('#drawing button[aria-label="Brush"]')?.click(), 100);
+}"""
+
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the raw uploaded file to cifar_demo.images.
+
+    gr.Image opens uploads with PIL before the event function runs, so a corrupt or
+    non-image file fails inside Gradio with a generic error; here every file reaches
+    our reader, which answers with a message a person can act on.
+    """
+
+    is_template = True  # keeps gr.Image's front end
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:
+            return super().preprocess(payload)
+        return payload.path
+
+
+def example_paths():
+    """The shipped example images (real CIFAR-10 test images), sorted by file name."""
+    return sorted(str(path) for path in Path(EXAMPLES_DIR).glob("*.png"))
+
+
+def build(predictor):
+    """Lays out the tab and wires its events; `predictor` answers every request."""
+
+    def model_input_or_error(source):
+        try:
+            return images.to_model_input(source)
+        except ValueError as error:
+            raise gr.Error(str(error), title="Cannot read this image") from None
+
+    def classify(image_path):
+        """Top-5 classes for an uploaded image (the /classify API endpoint)."""
+        if image_path is None:
+            raise gr.Error("Upload an image first.", title="No image")
+        pixels = model_input_or_error(image_path)
+        return predictor.label(pixels)
+
+    def model_view(image_path):
+        if image_path is None:
+            return None
+        return images.upscale_nearest(model_input_or_error(image_path), SEEN_SCALE)
+
+    def classify_drawing(sketch):
+        composite = None if sketch is None else sketch.get("composite")
+        if composite is None or images.is_blank(composite):
+            return None, None, gr.update(value="*Draw something on the canvas: the model answers as you draw.*")
+        pixels = model_input_or_error(composite)
+        return predictor.label(pixels), images.upscale_nearest(pixels, SEEN_SCALE), gr.update(value="")
+
+    gr.Markdown(
+        "Upload a photo or draw a picture. The model only ever sees a **32x32** image, "
+        "the centre square of yours shrunk down, shown below the prediction."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            with gr.Tabs():
+                with gr.Tab("Upload", id="upload"):
+                    upload = UploadedImage(
+                        type="filepath",
+                        image_mode=None,
+                        sources=["upload", "clipboard"],
+                        label="Your image",
+                        elem_classes=["pixelated", "fill-image"],
+                        height=340,
+                    )
+                    examples = example_paths()
+                    if examples:
+                        gr.Examples(examples=examples, inputs=upload, label="CIFAR-10 test images: click one")
+                with gr.Tab("Draw", id="draw") as draw_tab:
+                    sketch = gr.Sketchpad(
+                        image_mode="RGB",
+                        type="numpy",
+                        canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
+                        fixed_canvas=True,
+                        brush=gr.Brush(default_size=BRUSH_SIZE, colors=PALETTE, default_color="#000000", color_mode="defaults"),
+                        layers=False,
+                        elem_id="drawing",
+                        label="Draw a picture (use the trash icon to clear)",
+                    )
+                    draw_hint = gr.Markdown("*Draw something on the canvas: the model answers as you draw.*")
+        with gr.Column(scale=1):
+            label = gr.Label(num_top_classes=5, label="What the model thinks (top 5)")
+            seen = gr.Image(
+                label="What the model sees (32x32, enlarged)",
+                interactive=False,
+                height=272,
+                width=272,
+                format="png",
+                elem_classes=["pixelated"],
+                buttons=[],
+            )
+
+    # The canvas opens with no tool selected; pick the brush so a person can draw at once.
+    draw_tab.select(None, js=SELECT_BRUSH_JS)
+    upload.change(classify, inputs=upload, outputs=label, api_name="classify").success(
+        model_view, inputs=upload, outputs=seen, api_visibility="private", show_progress="hidden"
+    )
+    sketch.change(
+        classify_drawing,
+        inputs=sketch,
+        outputs=[label, seen, draw_hint],
+        api_name="classify_drawing",
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )

@@ -1,0 +1,88 @@
+"""Shared fixtures: generated data for fast tests, and the real app on a free port."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cifar_demo.data import Cifar10
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar10" / "cifar10.npz"
+
+
+def cifar10_path():
+    """$CIFAR10_PATH, else the shared copy beside the checkout, else None."""
+    path = os.environ.get("CIFAR10_PATH")
+    if path and Path(path).exists():
+        return Path(path)
+    return SHARED_CIFAR10 if SHARED_CIFAR10.exists() else None
+
+
+requires_cifar10 = pytest.mark.skipif(
+    cifar10_path() is None, reason="needs the real CIFAR-10: set CIFAR10_PATH to cifar10.npz"
+)
+
+
+def toy_dataset(train=256, test=64, seed=0):
+    """A learnable stand-in for CIFAR-10: each class is a bright square at its own
+    position over noise, so a tiny model can learn it in a few steps."""
+    rng = np.random.default_rng(seed)
+
+    def make(count):
+        labels = rng.integers(0, 10, size=count).astype(np.uint8)
+        images = rng.integers(0, 60, size=(count, 32, 32, 3)).astype(np.uint8)
+        for image, label in zip(images, labels):
+            row, col = divmod(int(label), 5)
+            image[4 + row * 14 : 14 + row * 14, 1 + col * 6 : 7 + col * 6] = 255
+        return images, labels
+
+    x_train, y_train = make(train)
+    x_test, y_test = make(test)
+    return Cifar10(x_train, y_train, x_test, y_test)
+
+
+@pytest.fixture(scope="session")
+def toy_data():
+    return toy_dataset()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Starts `python app.py` (the real app, shipped weights) and yields its URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not serve within 180 s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

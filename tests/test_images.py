@@ -1,0 +1,197 @@
+"""cifar_demo.images against PIL as the oracle, one test per input kind people upload."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_demo import images
+
+LANCZOS = Image.Resampling.LANCZOS
+
+
+def random_rgb(size=(48, 48), seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+
+
+def encode(image, fmt="PNG", **params):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def pil_oracle(rgb_image):
+    """What the model input must be for an upright square RGB image: PIL's own Lanczos resize."""
+    return np.asarray(rgb_image.resize((32, 32), LANCZOS))
+
+
+def test_rgb_png_matches_pil():
+    image = Image.fromarray(random_rgb())
+    result = images.to_model_input(encode(image))
+    assert result.dtype == np.uint8 and result.shape == (32, 32, 3)
+    np.testing.assert_array_equal(result, pil_oracle(image))
+
+
+def test_non_square_is_centre_cropped():
+    image = Image.fromarray(random_rgb(size=(96, 48)))
+    expected = np.asarray(image.crop((24, 0, 72, 48)).resize((32, 32), LANCZOS))
+    np.testing.assert_array_equal(images.to_model_input(image), expected)
+
+
+def test_grayscale_matches_pil():
+    image = Image.fromarray(random_rgb()[:, :, 0], mode="L")
+    np.testing.assert_array_equal(images.to_model_input(encode(image)), pil_oracle(image.convert("RGB")))
+
+
+def test_palette_matches_pil():
+    image = Image.fromarray(random_rgb()).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    np.testing.assert_array_equal(images.to_model_input(encode(image)), pil_oracle(image.convert("RGB")))
+
+
+def test_cmyk_jpeg_matches_pil():
+    data = encode(Image.fromarray(random_rgb()).convert("CMYK"), "JPEG", quality=95)
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.mode == "CMYK"
+    np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(decoded.convert("RGB")))
+
+
+def test_rgba_is_composited_on_white():
+    rgb = random_rgb()
+    alpha = np.random.default_rng(1).integers(0, 256, size=rgb.shape[:2], dtype=np.uint8)
+    alpha[:10] = 0  # a fully transparent band must come out white
+    image = Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA")
+    a = alpha[:, :, None] / 255.0
+    on_white = np.rint(rgb * a + 255 * (1 - a)).astype(np.uint8)
+    result = images.to_model_input(encode(image))
+    expected = pil_oracle(Image.fromarray(on_white))
+    assert np.abs(result.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_transparent_palette_and_la_use_white_background():
+    transparent = Image.new("RGBA", (40, 40), (255, 0, 0, 0))
+    for image in (transparent.convert("P"), transparent.convert("LA")):
+        image.info.setdefault("transparency", 0)
+        result = images.to_model_input(encode(image))
+        assert result.min() >= 250, image.mode
+
+
+def test_sixteen_bit_grayscale_is_scaled_to_eight_bits():
+    values = np.random.default_rng(2).integers(0, 65536, size=(40, 40), dtype=np.uint16)
+    image = Image.fromarray(values)  # mode I;16
+    assert image.mode.startswith("I")
+    data = encode(image)
+    expected_gray = Image.fromarray(np.rint(values / 257.0).astype(np.uint8), mode="L").convert("RGB")
+    np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(expected_gray))
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("RGB", (40, 40), colour) for colour in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert Image.open(io.BytesIO(data)).n_frames == 3
+    result = images.to_model_input(data)
+    assert result[..., 0].min() > 200 and result[..., 2].max() < 50
+
+
+def test_exif_orientation_is_applied():
+    # Stored 64 wide x 32 tall, red left half, blue right half; orientation 6 says
+    # "rotate 90 degrees clockwise to display", so upright it is red on top, blue below.
+    stored = np.zeros((32, 64, 3), dtype=np.uint8)
+    stored[:, :32] = (255, 0, 0)
+    stored[:, 32:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(Image.fromarray(stored), "JPEG", quality=95, exif=exif.tobytes())
+    result = images.to_model_input(data).astype(int)
+    top, bottom = result[:12].mean(axis=(0, 1)), result[-12:].mean(axis=(0, 1))
+    assert top[0] > 200 and top[2] < 60, top
+    assert bottom[2] > 200 and bottom[0] < 60, bottom
+
+
+def test_arrays_of_common_dtypes():
+    rgb = random_rgb()
+    expected = pil_oracle(Image.fromarray(rgb))
+    np.testing.assert_array_equal(images.to_model_input(rgb), expected)
+    np.testing.assert_array_equal(images.to_model_input(rgb.astype(np.float32) / 255.0), expected)
+    np.testing.assert_array_equal(images.to_model_input((rgb.astype(np.uint16) * 257)), expected)
+    gray = rgb[:, :, :1]
+    np.testing.assert_array_equal(images.to_model_input(gray), pil_oracle(Image.fromarray(gray[:, :, 0]).convert("RGB")))
+
+
+def test_tiny_image_is_upscaled():
+    result = images.to_model_input(Image.new("RGB", (1, 1), (10, 200, 30)))
+    assert result.shape == (32, 32, 3)
+    assert (result == (10, 200, 30)).all()
+
+
+def test_file_path_input(tmp_path):
+    path = tmp_path / "photo.png"
+    image = Image.fromarray(random_rgb())
+    image.save(path)
+    np.testing.assert_array_equal(images.to_model_input(str(path)), pil_oracle(image))
+
+
+def png_with_size(width, height):
+    """A valid 1x1 PNG whose header claims width x height (with a correct CRC)."""
+    data = bytearray(encode(Image.new("RGB", (1, 1))))
+    ihdr = 8 + 8  # signature, then length + type of the IHDR chunk
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[12 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"this is plain text, not a picture", "not an image"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', "not an image"),
+        (png_with_size(100_000, 100_000), "decompression bomb"),
+        (png_with_size(10_000, 6_000), "limit is 50 MP"),
+    ],
+    ids=["empty", "text", "svg", "bomb", "too-large"],
+)
+def test_bad_bytes_raise_value_error(payload, message):
+    with pytest.raises(ValueError, match=message):
+        images.to_model_input(payload)
+
+
+def test_truncated_jpeg_raises_value_error():
+    data = encode(Image.fromarray(random_rgb(size=(256, 256))), "JPEG")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        images.to_model_input(data[: len(data) // 2])
+
+
+def test_bad_files_raise_value_error(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="empty"):
+        images.to_model_input(empty)
+    with pytest.raises(ValueError, match="not an image"):
+        images.to_model_input(text)
+    with pytest.raises(ValueError, match="No image file"):
+        images.to_model_input(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="Cannot read"):
+        images.to_model_input(12345)
+    with pytest.raises(ValueError, match="empty"):
+        images.to_model_input(np.zeros((0, 5, 3), dtype=np.uint8))
+
+
+def test_blank_detection():
+    assert images.is_blank(np.full((50, 50, 3), 255, dtype=np.uint8))
+    drawn = np.full((50, 50, 3), 255, dtype=np.uint8)
+    drawn[20:30, 20:30] = 0
+    assert not images.is_blank(drawn)
+
+
+def test_upscale_nearest_keeps_pixels_square():
+    small = random_rgb(size=(4, 4))
+    big = images.upscale_nearest(small, 8)
+    assert big.shape == (32, 32, 3)
+    np.testing.assert_array_equal(big[::8, ::8], small)
+    np.testing.assert_array_equal(big[7::8, 7::8], small)

@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_demo import CLASSES, Predictor
+from cifar_demo.model import build_model, scaled_widths
+from cifar_demo.predictor import config_path_for
+
+TINY_WIDTH_MULT = 0.125
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor():
+    return Predictor(build_model(scaled_widths(TINY_WIDTH_MULT)))
+
+
+def test_predict_proba_shape_dtype_and_normalisation(tiny_predictor):
+    images = np.random.default_rng(0).integers(0, 256, size=(300, 32, 32, 3), dtype=np.uint8)
+    probabilities = tiny_predictor.predict_proba(images)  # more than one internal batch
+    assert probabilities.shape == (300, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+    assert tiny_predictor.predict_proba(images[:0]).shape == (0, 10)
+
+
+def test_predict_proba_matches_the_keras_model(tiny_predictor):
+    images = np.random.default_rng(1).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
+    expected = tiny_predictor.model(images.astype("float32"), training=False).numpy()
+    np.testing.assert_allclose(tiny_predictor.predict_proba(images), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.uint8), np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 28, 28, 3), np.uint8)])
+def test_predict_proba_rejects_wrong_input(tiny_predictor, bad):
+    with pytest.raises(ValueError, match="uint8 images of shape"):
+        tiny_predictor.predict_proba(bad)
+
+
+def test_classify_accepts_images_of_any_size(tiny_predictor, tmp_path):
+    photo = Image.fromarray(np.random.default_rng(2).integers(0, 256, size=(300, 400, 3), dtype=np.uint8))
+    photo.save(tmp_path / "photo.jpg")
+    for source in (photo, np.asarray(photo), str(tmp_path / "photo.jpg")):
+        result = tiny_predictor.classify(source)
+        assert list(result) == list(CLASSES)
+        assert sum(result.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_classify_unreadable_input_raises_value_error(tiny_predictor, tmp_path):
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="not an image"):
+        tiny_predictor.classify(str(tmp_path / "x.png"))
+
+
+def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
+    model = build_model(scaled_widths(TINY_WIDTH_MULT))
+    # Move BatchNorm statistics off their defaults so the round trip has something to lose.
+    for layer in model.layers:
+        if hasattr(layer, "moving_mean"):
+            layer.moving_mean.assign(np.random.default_rng(3).normal(size=layer.moving_mean.shape))
+    path = tmp_path / "tiny.weights.h5"
+    model.save_weights(path)
+    config_path_for(path).write_text(json.dumps({"width_mult": TINY_WIDTH_MULT}))
+    images = np.random.default_rng(4).integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    original = Predictor(model).predict_proba(images)
+    loaded = Predictor.load(path).predict_proba(images)
+    np.testing.assert_array_equal(loaded, original)
+
+
+def test_load_reports_missing_or_mismatched_weights(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        Predictor.load(tmp_path / "missing.weights.h5")
+    path = tmp_path / "tiny.weights.h5"
+    build_model(scaled_widths(TINY_WIDTH_MULT)).save_weights(path)  # no config: default widths expected
+    with pytest.raises(ValueError, match="does not hold weights"):
+        Predictor.load(path)
+
+
+def test_config_path_for():
+    assert config_path_for("weights/cifar10_cnn.weights.h5").name == "cifar10_cnn.config.json"

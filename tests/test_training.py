@@ -1,0 +1,171 @@
+"""The training engine on tiny generated data: learning, events, stop, validation, resume."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from cifar_demo import training
+from cifar_demo.training import (
+    BatchEnded,
+    EpochEnded,
+    RunEnded,
+    RunStarted,
+    TrainConfig,
+    Trainer,
+    augment_images,
+    save_final_weights,
+    split_training_set,
+)
+
+TINY = dict(width_mult=0.125, batch_size=32, val_size=64, train_size=192, learning_rate=0.05, seed=1)
+
+
+def tiny_config(**overrides):
+    return TrainConfig(**{**TINY, "epochs": 2, **overrides})
+
+
+def test_loss_goes_down_on_a_learnable_toy_set(toy_data):
+    events = []
+    result = Trainer(tiny_config(epochs=6, augment=False), callbacks=[events.append]).run(toy_data)
+    epochs = [e for e in events if isinstance(e, EpochEnded)]
+    assert len(epochs) == 6
+    assert epochs[-1].loss < 0.7 * epochs[0].loss
+    # Training accuracy: 36 steps are too few for BatchNorm's moving averages (momentum
+    # 0.99) to settle, so validation, which uses them, lags behind on this toy run.
+    assert epochs[-1].accuracy > 0.5  # 10 classes: chance is 0.1
+    assert result.steps == 6 * 6 and not result.stopped
+
+
+def test_events_are_emitted_in_order(toy_data):
+    events = []
+    Trainer(tiny_config(), callbacks=[events.append]).run(toy_data)
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunEnded)
+    started = events[0]
+    assert (started.train_images, started.val_images, started.steps_per_epoch, started.total_steps) == (192, 64, 6, 12)
+    kinds = [type(e).__name__ for e in events[1:-1]]
+    assert kinds == (["BatchEnded"] * 6 + ["EpochEnded"]) * 2
+    steps = [e.step for e in events if isinstance(e, BatchEnded)]
+    assert steps == list(range(1, 13))
+    learning_rates = [e.learning_rate for e in events if isinstance(e, BatchEnded)]
+    assert max(learning_rates) == pytest.approx(0.05, rel=0.2) and learning_rates[-1] < learning_rates[4]
+    assert events[-1] == RunEnded(stopped=False, steps=12, epochs_completed=2)
+
+
+def test_stop_takes_effect_within_one_batch(toy_data):
+    events = []
+    trainer = Trainer(tiny_config(epochs=5), callbacks=[events.append])
+
+    def stop_at_third_batch(event):
+        if isinstance(event, BatchEnded) and event.step == 3:
+            trainer.stop()
+
+    trainer.callbacks.append(stop_at_third_batch)
+    result = trainer.run(toy_data)
+    assert result.stopped and result.steps == 3
+    assert [e.step for e in events if isinstance(e, BatchEnded)] == [1, 2, 3]
+    assert events[-1] == RunEnded(stopped=True, steps=3, epochs_completed=0)
+    assert result.model is not None
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("learning_rate", -1.0), ("width_mult", 0.0),
+     ("label_smoothing", 1.0), ("augment", "yes"), ("seed", -1), ("val_size", -5), ("train_size", 0),
+     ("init_weights", "/no/such/file.weights.h5")],
+)
+def test_config_validation_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_config_round_trips_through_json():
+    config = tiny_config()
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="unknown training settings: colour"):
+        TrainConfig.from_dict({"colour": "red"})
+
+
+def test_split_is_deterministic_and_disjoint():
+    config = TrainConfig(val_size=100, train_size=300, seed=3)
+    train, val = split_training_set(1000, config)
+    again_train, again_val = split_training_set(1000, config)
+    np.testing.assert_array_equal(train, again_train)
+    assert len(train) == 300 and len(val) == 100 and not set(train) & set(val)
+    with pytest.raises(ValueError, match="exceeds"):
+        split_training_set(350, config)
+
+
+def test_augmentation_is_seeded_crop_and_flip():
+    images = np.random.default_rng(0).integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
+    first = augment_images(images, np.random.default_rng(7))
+    second = augment_images(images, np.random.default_rng(7))
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == images.shape and first.dtype == np.uint8
+    assert not np.array_equal(first, images)
+    # With no padding, each output is the image or its mirror.
+    flipped_only = augment_images(images, np.random.default_rng(1), padding=0)
+    for original, out in zip(images, flipped_only):
+        assert np.array_equal(out, original) or np.array_equal(out, original[:, ::-1])
+    # With padding, the centre 24x24 of each output appears in the original (possibly mirrored).
+    for original, out in zip(images[:8], first[:8]):
+        candidates = [original, original[:, ::-1]]
+        assert any(
+            np.array_equal(out[4:28, 4:28], c[4 + dy : 28 + dy, 4 + dx : 28 + dx])
+            for c in candidates for dy in range(-4, 5) for dx in range(-4, 5)
+        )
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(toy_data, tmp_path):
+    config = tiny_config(epochs=3)
+    uninterrupted = Trainer(config, checkpoint_dir=tmp_path / "straight").run(toy_data)
+
+    first = Trainer(config, checkpoint_dir=tmp_path / "resumed")
+
+    def interrupt_in_second_epoch(event):
+        if isinstance(event, BatchEnded) and event.step == 8:
+            first.stop()  # as if the process died: only epoch 1 was checkpointed
+
+    first.callbacks.append(interrupt_in_second_epoch)
+    assert first.run(toy_data).stopped
+    events = []
+    resumed = Trainer(config, callbacks=[events.append], checkpoint_dir=tmp_path / "resumed").run(toy_data)
+    assert events[0].start_step == 6
+    assert resumed.steps == uninterrupted.steps == 18
+    assert len(resumed.history["epochs"]) == 3
+    images = toy_data.x_test[:8].astype("float32")
+    np.testing.assert_allclose(
+        resumed.model(images, training=False).numpy(), uninterrupted.model(images, training=False).numpy(), atol=2e-4
+    )
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(toy_data, tmp_path):
+    Trainer(tiny_config(epochs=1), checkpoint_dir=tmp_path).run(toy_data)
+    with pytest.raises(ValueError, match="other settings"):
+        Trainer(tiny_config(epochs=1, seed=2), checkpoint_dir=tmp_path).run(toy_data)
+
+
+def test_final_weights_carry_no_optimizer_state_and_reload(toy_data, tmp_path):
+    from cifar_demo import Predictor
+
+    result = Trainer(tiny_config(epochs=1)).run(toy_data)
+    path = save_final_weights(result, tmp_path)
+    assert json.loads((tmp_path / training.CONFIG_FILE).read_text()) == dataclasses.asdict(result.config)
+    reloaded = Predictor.load(path)
+    np.testing.assert_allclose(
+        reloaded.predict_proba(toy_data.x_test), Predictor(result.model).predict_proba(toy_data.x_test), atol=1e-6
+    )
+    import h5py
+
+    with h5py.File(path) as handle:
+        assert "optimizer" not in handle.keys()
+
+
+def test_fine_tuning_starts_from_given_weights(toy_data, tmp_path):
+    trained = Trainer(tiny_config(epochs=3, augment=False)).run(toy_data)
+    path = save_final_weights(trained, tmp_path)
+    events = []
+    Trainer(tiny_config(epochs=1, init_weights=str(path), learning_rate=0.001), callbacks=[events.append]).run(toy_data)
+    first_batch = next(e for e in events if isinstance(e, BatchEnded))
+    assert first_batch.accuracy > 0.4  # a fresh model starts near 0.1
