@@ -13,7 +13,13 @@ BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide af
 PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb"]
 SEEN_SCALE = 8              # the 32x32 input is shown at 256x256
 SELECT_BRUSH_JS = """() => {
-  setTimeout(() => document.querySelector('#drawing button[aria-label="Brush"]')?.click(), 100);
+  let tries = 0;
+  const pick = () => {
+    const brush = document.querySelector('#drawing button[aria-label="Brush"]');
+    if (brush) brush.click();
+    else if (++tries < 50) setTimeout(pick, 100);
+  };
+  setTimeout(pick, 50);
 }"""
 
 

@@ -1,0 +1,52 @@
+"""Seconds from `python app.py` to the first HTTP 200 on its page.
+
+    python bench/startup.py [--runs 3]
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def time_to_serve(timeout=120):
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - start < timeout:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"app.py did not serve within {timeout} s")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    times = [time_to_serve() for _ in range(args.runs)]
+    print("python app.py -> first HTTP 200 (s): " + ", ".join(f"{t:.1f}" for t in times) + f"; median {sorted(times)[len(times) // 2]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

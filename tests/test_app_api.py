@@ -1,0 +1,47 @@
+"""The real app (`python app.py`, shipped weights) driven through its API with gradio_client."""
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from cifar_demo import CLASSES
+from cifar_demo.ui.classify_tab import example_paths
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def top_label(result):
+    return result["label"]
+
+
+def test_api_exposes_classify(client):
+    assert "/classify" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+def test_classify_shipped_examples(client):
+    """The examples are real test images, one per class; a model above 88% gets most right."""
+    paths = example_paths()
+    assert len(paths) == 10
+    correct = 0
+    for path in paths:
+        result = client.predict(handle_file(path), api_name="/classify")
+        confidences = {c["label"]: c["confidence"] for c in result["confidences"]}
+        assert len(confidences) == 5 and set(confidences) <= set(CLASSES)
+        assert 0.0 <= min(confidences.values()) <= max(confidences.values()) <= 1.0
+        correct += top_label(result) == path.rsplit("_", 1)[1].removesuffix(".png")
+    assert correct >= 8, f"only {correct}/10 shipped examples classified correctly"
+
+
+def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(client, tmp_path):
+    (tmp_path / "notes.jpg").write_text("this is not a picture")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for path, message in ((tmp_path / "notes.jpg", "not an image"), (tmp_path / "empty.png", "empty")):
+        with pytest.raises(Exception, match=message):
+            client.predict(handle_file(str(path)), api_name="/classify")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)).save(photo)
+    assert top_label(client.predict(handle_file(str(photo)), api_name="/classify")) in CLASSES

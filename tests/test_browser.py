@@ -1,0 +1,74 @@
+"""The real page in headless Chromium (Debian's /usr/bin/chromium driven by Playwright)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url, request):
+    """A fresh page on the app; saves a screenshot under test-artifacts/ if the test fails."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Classify").first.wait_for()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.close()
+
+
+def predicted_label(page):
+    """The big heading of the gr.Label, once it shows a class."""
+    heading = page.locator("[data-testid='label-output-value'] h2, .output-class").first
+    heading.wait_for()
+    return heading.inner_text().strip()
+
+
+def test_click_an_example_and_see_a_label(page):
+    page.get_by_text("CIFAR-10 test images: click one").wait_for()
+    page.locator("button.gallery-item, .gallery-item").first.click()
+    label = predicted_label(page)
+    assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+    page.locator(".pixelated img").last.wait_for()  # the 32x32 the model saw, enlarged
+
+
+def test_draw_strokes_and_see_a_label(page):
+    page.get_by_role("tab", name="Draw").click()
+    # Opening the tab picks the brush, so a person can draw at once.
+    page.get_by_text("select the draw tool to start").wait_for(state="hidden")
+    canvas = page.locator("#drawing canvas").first
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(box["x"] + box["width"] * (0.3 + 0.02 * i), box["y"] + box["height"] * (0.3 + 0.02 * i), steps=2)
+    page.mouse.up()
+    page.locator(".pixelated img").last.wait_for()
+    label = predicted_label(page)
+    assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
