@@ -1,10 +1,11 @@
 """Assembles the tabs into one gr.Blocks and holds the launch settings."""
 
+import json
 import os
 
 import gradio as gr
 
-from cifar_demo.predictor import Predictor
+from cifar_demo.predictor import WEIGHTS_DIR, Predictor
 from cifar_demo.ui import classify_tab
 
 TITLE = "CIFAR-10 Studio"
@@ -15,6 +16,20 @@ footer { display: none !important; }
 """
 
 
+SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"
+
+
+def shipped_accuracy_note():
+    """One line on the shipped model's measured test accuracy, from its metrics file."""
+    if not SHIPPED_METRICS.is_file():
+        return ""
+    report = json.loads(SHIPPED_METRICS.read_text())
+    return (
+        f" The shipped weights score **{report['accuracy'] * 100:.1f}%** on the "
+        f"{report['images']:,} official test images (the blog's recipe reached 62%)."
+    )
+
+
 def build_app(predictor=None):
     """Builds the UI around `predictor` (the shipped weights when None)."""
     predictor = predictor if predictor is not None else Predictor.load()
@@ -22,7 +37,7 @@ def build_app(predictor=None):
         gr.Markdown(
             f"# {TITLE}\n"
             "A 9-layer convolutional network that sorts 32x32 images into CIFAR-10's ten classes: "
-            "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck."
+            "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck." + shipped_accuracy_note()
         )
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
