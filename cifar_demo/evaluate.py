@@ -69,7 +69,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     report = evaluate_predictor(predictor, data.x_test, data.y_test)
-    report["weights"] = str(args.weights or SHIPPED_WEIGHTS)
+    report["weights"] = str(args.weights) if args.weights else f"{SHIPPED_WEIGHTS.parent.name}/{SHIPPED_WEIGHTS.name}"
     print(json.dumps(report, indent=2) if args.json else format_report(report, report["weights"]))
     return 0
 

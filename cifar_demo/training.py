@@ -25,7 +25,6 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
-CHECKPOINT_OPTIMIZER = "checkpoint.optimizer.npz"
 CHECKPOINT_STATE = "checkpoint.json"
 FINAL_WEIGHTS = "model.weights.h5"
 CONFIG_FILE = "model.config.json"
@@ -208,10 +207,6 @@ class Trainer:
     def stop(self):
         self._stop.set()
 
-    @property
-    def stop_requested(self):
-        return self._stop.is_set()
-
     def _emit(self, event):
         for callback in self.callbacks:
             callback(event)
@@ -254,7 +249,7 @@ class Trainer:
         optimizer.build(model.trainable_variables)
 
         history = {"epochs": [], "steps": []}
-        start_epoch = self._resume(model, optimizer, history)
+        start_epoch = self._resume(model, optimizer, history, steps_per_epoch)
         start_step = start_epoch * steps_per_epoch
         self._emit(RunStarted(config, len(x_train), len(x_val), val_source, steps_per_epoch, total_steps, start_step))
 
@@ -302,28 +297,28 @@ class Trainer:
             )
             history["epochs"].append(dataclasses.asdict(record))
             epochs_completed = epoch + 1
-            self._checkpoint(model, optimizer, history, epochs_completed)
+            self._checkpoint(model, history, epochs_completed)
             self._emit(record)
 
         stopped = self._stop.is_set() and epochs_completed < config.epochs
         self._emit(RunEnded(stopped, step, epochs_completed))
         return TrainResult(model=model, config=config, history=history, stopped=stopped, steps=step)
 
-    def _checkpoint(self, model, optimizer, history, epochs_completed):
+    def _checkpoint(self, model, history, epochs_completed):
         if self.checkpoint_dir is None:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        model.save_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
-        np.savez(
-            self.checkpoint_dir / CHECKPOINT_OPTIMIZER,
-            **{f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)},
-        )
+        # Written to temporary names, then renamed: a run killed mid-write keeps its last
+        # complete checkpoint. The weights file carries the optimizer's state too.
+        partial_weights = self.checkpoint_dir / ("partial." + CHECKPOINT_WEIGHTS)
+        model.save_weights(partial_weights)
+        partial_weights.replace(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
         state = {"epochs_completed": epochs_completed, "config": dataclasses.asdict(self.config), "history": history}
         temporary = self.checkpoint_dir / (CHECKPOINT_STATE + ".tmp")
         temporary.write_text(json.dumps(state))
-        temporary.replace(self.checkpoint_dir / CHECKPOINT_STATE)  # the state file is written last
+        temporary.replace(self.checkpoint_dir / CHECKPOINT_STATE)
 
-    def _resume(self, model, optimizer, history):
+    def _resume(self, model, optimizer, history, steps_per_epoch):
         """Loads the last checkpoint when one exists for this same config; returns its epoch."""
         if self.checkpoint_dir is None or not (self.checkpoint_dir / CHECKPOINT_STATE).is_file():
             return 0
@@ -333,10 +328,10 @@ class Trainer:
                 f"{self.checkpoint_dir} holds a checkpoint of a run with other settings; "
                 "use another output folder or delete the checkpoint to start over"
             )
-        model.load_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
-        with np.load(self.checkpoint_dir / CHECKPOINT_OPTIMIZER) as saved:
-            for i, variable in enumerate(optimizer.variables):
-                variable.assign(saved[f"v{i}"])
+        model.load_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)  # restores the optimizer too
+        expected_iterations = int(state["epochs_completed"]) * steps_per_epoch
+        if int(optimizer.iterations) != expected_iterations:
+            raise ValueError(f"{self.checkpoint_dir} holds no optimizer state matching its epoch count")
         history.update(state["history"])
         return int(state["epochs_completed"])
 
