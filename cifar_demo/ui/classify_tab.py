@@ -54,16 +54,15 @@ def build(predictor):
             raise gr.Error(str(error), title="Cannot read this image") from None
 
     def classify(image_path):
-        """Top-5 classes for an uploaded image (the /classify API endpoint)."""
-        if image_path is None:
-            raise gr.Error("Upload an image first.", title="No image")
+        """Class probabilities for an uploaded image (the /classify API endpoint), and the
+        32x32 input kept in session state (not part of the API) for the enlarged view."""
+        if image_path is None:  # the image was cleared
+            return None, None
         pixels = model_input_or_error(image_path)
-        return predictor.label(pixels)
+        return predictor.label(pixels), pixels
 
-    def model_view(image_path):
-        if image_path is None:
-            return None
-        return images.upscale_nearest(model_input_or_error(image_path), SEEN_SCALE)
+    def enlarge(pixels):
+        return None if pixels is None else images.upscale_nearest(pixels, SEEN_SCALE)
 
     def classify_drawing(sketch):
         composite = None if sketch is None else sketch.get("composite")
@@ -117,9 +116,11 @@ def build(predictor):
 
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.
     draw_tab.select(None, js=SELECT_BRUSH_JS)
-    upload.change(classify, inputs=upload, outputs=label, api_name="classify").success(
-        model_view, inputs=upload, outputs=seen, api_visibility="private", show_progress="hidden"
-    )
+    model_input = gr.State()
+    classified = upload.change(classify, inputs=upload, outputs=[label, model_input], api_name="classify")
+    classified.success(enlarge, inputs=model_input, outputs=seen, api_visibility="private", show_progress="hidden")
+    # A refused upload must not leave the previous image's answer on screen.
+    classified.failure(lambda: (None, None), outputs=[label, seen], api_visibility="private")
     sketch.change(
         classify_drawing,
         inputs=sketch,
