@@ -19,12 +19,18 @@ MODEL_SIZE = 32
 # memory once decoded; checked from the header before any pixel is decoded.
 MAX_PIXELS = 50_000_000
 RESAMPLE = Image.Resampling.LANCZOS
+# Pillow shrinks by whole factors first while the image stays over 3x the target, then
+# resamples: indistinguishable from a full Lanczos pass, and twice as fast on photos.
+REDUCING_GAP = 3.0
+# A JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still leaves this many pixels on
+# each side: a 24 MP photo decodes about ten times faster, for a 32x32 result.
+JPEG_DRAFT_SIDE = 8 * MODEL_SIZE
 WHITE = (255, 255, 255)
 
 
 def to_model_input(source):
     """A PIL image, array or path/bytes -> uint8 (32, 32, 3): centre square crop, antialiased."""
-    return np.asarray(resize_for_model(to_rgb_image(source)), dtype=np.uint8)
+    return np.asarray(resize_for_model(to_rgb_image(source, draft_side=JPEG_DRAFT_SIDE)), dtype=np.uint8)
 
 
 def resize_for_model(image):
@@ -32,11 +38,16 @@ def resize_for_model(image):
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    return image.crop((left, top, left + side, top + side)).resize((MODEL_SIZE, MODEL_SIZE), RESAMPLE)
+    square = image.crop((left, top, left + side, top + side))
+    return square.resize((MODEL_SIZE, MODEL_SIZE), RESAMPLE, reducing_gap=REDUCING_GAP)
 
 
-def to_rgb_image(source):
-    """Opens `source` and returns an upright 8-bit RGB PIL image, or raises ValueError."""
+def to_rgb_image(source, draft_side=None):
+    """Opens `source` and returns an upright 8-bit RGB PIL image, or raises ValueError.
+
+    With `draft_side`, a JPEG file may be decoded at reduced scale, keeping at least
+    that many pixels on each side.
+    """
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
@@ -49,6 +60,8 @@ def to_rgb_image(source):
     if getattr(image, "is_animated", False):
         image.seek(0)  # the first frame of an animated GIF, APNG or WebP
     try:
+        if draft_side and image.format == "JPEG":
+            image.draft(None, (draft_side, draft_side))
         image.load()
         image = ImageOps.exif_transpose(image)
         return _to_rgb(image)

@@ -120,6 +120,16 @@ def test_arrays_of_common_dtypes():
     np.testing.assert_array_equal(images.to_model_input(gray), pil_oracle(Image.fromarray(gray[:, :, 0]).convert("RGB")))
 
 
+def test_large_jpeg_shortcuts_match_a_full_decode():
+    """Reduced-scale JPEG decoding and the reducing gap barely change the 32x32 result."""
+    smooth = np.asarray(Image.fromarray(random_rgb(size=(60, 40))).resize((3000, 2000), Image.Resampling.BICUBIC))
+    data = encode(Image.fromarray(smooth), "JPEG", quality=95)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    expected = np.asarray(full.crop((500, 0, 2500, 2000)).resize((32, 32), LANCZOS)).astype(int)
+    result = images.to_model_input(data).astype(int)
+    assert np.abs(result - expected).mean() < 2.0
+
+
 def test_tiny_image_is_upscaled():
     result = images.to_model_input(Image.new("RGB", (1, 1), (10, 200, 30)))
     assert result.shape == (32, 32, 3)
