@@ -48,25 +48,28 @@ def to_rgb_image(source, draft_side=None):
     With `draft_side`, a JPEG file may be decoded at reduced scale, keeping at least
     that many pixels on each side.
     """
+    opened_here = isinstance(source, (str, os.PathLike, bytes, bytearray))
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
         image = _array_to_image(source)
-    elif isinstance(source, (str, os.PathLike, bytes, bytearray)):
+    elif opened_here:
         image = _open(source)
     else:
         raise ValueError(f"Cannot read an image from a {type(source).__name__}.")
-    _check_size(image)
-    if getattr(image, "is_animated", False):
-        image.seek(0)  # the first frame of an animated GIF, APNG or WebP
     try:
-        if draft_side and image.format == "JPEG":
+        _check_size(image)
+        if getattr(image, "is_animated", False):
+            image.seek(0)  # the first frame of an animated GIF, APNG or WebP
+        if draft_side and opened_here and image.format == "JPEG":
             image.draft(None, (draft_side, draft_side))
         image.load()
-        image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return _to_rgb(ImageOps.exif_transpose(image))
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(f"The image could not be decoded; the file may be truncated or corrupt ({error}).") from None
+    finally:
+        if opened_here:
+            image.close()  # the result is a converted copy; animated files stay open otherwise
 
 
 def _open(source):
