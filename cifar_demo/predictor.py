@@ -31,7 +31,6 @@ class Predictor:
         self._forward = tf.function(
             lambda images: model(images, training=False),
             input_signature=[tf.TensorSpec((None, 32, 32, 3), tf.float32)],
-            reduce_retracing=True,
         )
 
     @classmethod

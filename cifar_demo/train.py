@@ -12,10 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+from cifar_demo import training
+from cifar_demo.data import load_cifar10
+from cifar_demo.evaluate import evaluate_predictor
+from cifar_demo.predictor import Predictor
+from cifar_demo.training import TrainConfig, Trainer, save_final_weights
+
 
 def parse_args(argv=None):
-    from cifar_demo.training import TrainConfig
-
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m cifar_demo.train",
@@ -50,8 +54,6 @@ class ConsolePrinter:
         self.every = every
 
     def __call__(self, event):
-        from cifar_demo import training
-
         if isinstance(event, training.RunStarted):
             resumed = f", resuming at step {event.start_step}" if event.start_step else ""
             print(f"training on {event.train_images} images, validating on {event.val_images} "
@@ -69,24 +71,18 @@ class ConsolePrinter:
 
 def main(argv=None):
     args = parse_args(argv)
-    from cifar_demo.data import load_cifar10
-    from cifar_demo.evaluate import evaluate_predictor
-    from cifar_demo.predictor import Predictor
-    from cifar_demo.training import TrainConfig, Trainer, save_final_weights
-
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**values)
+    print("config:\n" + config.to_json(), flush=True)
+    out = Path(args.out)
+    started = time.time()
     try:
         config.validate()
         data = load_cifar10(args.data)
+        result = Trainer(config, callbacks=[ConsolePrinter()], checkpoint_dir=out).run(data)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    print("config:\n" + config.to_json(), flush=True)
-    started = time.time()
-    trainer = Trainer(config, callbacks=[ConsolePrinter()], checkpoint_dir=out)
-    result = trainer.run(data)
     weights = save_final_weights(result, out)
     report = evaluate_predictor(Predictor(result.model), data.x_test, data.y_test)
     metrics = {
