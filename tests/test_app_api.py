@@ -45,3 +45,21 @@ def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(client, tmp_p
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)).save(photo)
     assert top_label(client.predict(handle_file(str(photo)), api_name="/classify")) in CLASSES
+
+
+def test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing(client, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 320), "white").save(blank)
+    drawn = tmp_path / "drawn.png"
+    canvas = np.full((320, 320, 3), 255, dtype=np.uint8)
+    canvas[120:200, 40:280] = (200, 30, 30)  # a red bar
+    Image.fromarray(canvas).save(drawn)
+
+    def editor(path):
+        return {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+
+    label, seen, hint = client.predict(editor(blank), api_name="/classify_drawing")
+    assert seen is None and "Draw something" in hint
+    assert label is None or not label.get("confidences")
+    label, seen, hint = client.predict(editor(drawn), api_name="/classify_drawing")
+    assert label["label"] in CLASSES and seen is not None and hint == ""

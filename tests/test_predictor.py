@@ -67,6 +67,7 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
     np.testing.assert_array_equal(loaded, original)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
 def test_load_reports_missing_or_mismatched_weights(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         Predictor.load(tmp_path / "missing.weights.h5")

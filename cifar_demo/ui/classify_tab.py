@@ -12,6 +12,7 @@ CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
 BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
 PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb"]
 SEEN_SCALE = 8              # the 32x32 input is shown at 256x256
+DRAW_HINT = "*Draw something on the canvas: the model answers as you draw.*"
 SELECT_BRUSH_JS = """() => {
   let tries = 0;
   const pick = () => {
@@ -67,9 +68,9 @@ def build(predictor):
     def classify_drawing(sketch):
         composite = None if sketch is None else sketch.get("composite")
         if composite is None or images.is_blank(composite):
-            return None, None, gr.update(value="*Draw something on the canvas: the model answers as you draw.*")
+            return None, None, DRAW_HINT
         pixels = model_input_or_error(composite)
-        return predictor.label(pixels), images.upscale_nearest(pixels, SEEN_SCALE), gr.update(value="")
+        return predictor.label(pixels), images.upscale_nearest(pixels, SEEN_SCALE), ""
 
     gr.Markdown(
         "Upload a photo or draw a picture. The model only ever sees a **32x32** image, "
@@ -101,7 +102,7 @@ def build(predictor):
                         elem_id="drawing",
                         label="Draw a picture (use the trash icon to clear)",
                     )
-                    draw_hint = gr.Markdown("*Draw something on the canvas: the model answers as you draw.*")
+                    draw_hint = gr.Markdown(DRAW_HINT)
         with gr.Column(scale=1):
             label = gr.Label(num_top_classes=5, label="What the model thinks (top 5)")
             seen = gr.Image(
