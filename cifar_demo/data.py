@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def main(argv=None):
     try:
         data = load_cifar10(args.data)
     except ValueError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"train {data.x_train.shape}, test {data.x_test.shape}; train mean per channel {data.x_train.reshape(-1, 3).mean(axis=0).round(4).tolist()}")
     if args.write_examples:

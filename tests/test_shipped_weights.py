@@ -7,11 +7,10 @@ import pytest
 from cifar_demo import Predictor
 from cifar_demo.data import load_cifar10
 from cifar_demo.evaluate import evaluate_predictor
-from cifar_demo.predictor import SHIPPED_WEIGHTS, WEIGHTS_DIR
+from cifar_demo.predictor import SHIPPED_METRICS, SHIPPED_WEIGHTS
 from tests.conftest import cifar10_path, requires_cifar10
 
 MINIMUM_ACCURACY = 0.88
-SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"
 
 
 def test_shipped_files_exist_and_carry_no_optimizer_state():

@@ -5,7 +5,7 @@ import os
 
 import gradio as gr
 
-from cifar_demo.predictor import WEIGHTS_DIR, Predictor
+from cifar_demo.predictor import SHIPPED_METRICS, Predictor
 from cifar_demo.ui import classify_tab
 
 TITLE = "CIFAR-10 Studio"
@@ -14,9 +14,6 @@ CSS = """
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
 footer { display: none !important; }
 """
-
-
-SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"
 
 
 def shipped_accuracy_note():
