@@ -10,6 +10,7 @@ CIFAR10_STD = (62.9932, 62.0887, 66.7049)
 
 DEFAULT_WIDTHS = (64, 128, 256)
 CONVOLUTIONS_PER_STAGE = 3
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def scaled_widths(width_mult):
@@ -19,34 +20,41 @@ def scaled_widths(width_mult):
     return tuple(max(1, int(round(width * width_mult))) for width in DEFAULT_WIDTHS)
 
 
-def build_model(widths=DEFAULT_WIDTHS, num_classes=10, name="cifar10_cnn"):
+def build_model(widths=DEFAULT_WIDTHS, num_classes=10, name="cifar10_cnn", precision="float32"):
     """Builds the blog's CNN as a Functional model taking uint8-range RGB (N, 32, 32, 3).
 
     Three stages of three [Conv2D 3x3 'same' -> BatchNorm -> ReLU], with 2x2 average
     pooling after the first two stages, then global average pooling and a softmax
     Dense layer. Normalisation by the training-set statistics happens inside the
     model, so callers feed raw 0..255 pixels and cannot forget it.
+
+    `precision` "mixed_bfloat16" computes in bfloat16 with float32 variables (the
+    saved weights are the same either way); the softmax always runs in float32.
+    The policy is passed to each layer rather than set globally, so a bf16 training
+    run in one thread never changes a model another thread builds.
     """
     widths = tuple(widths)
     if len(widths) != 3 or any(int(w) != w or w < 1 for w in widths):
         raise ValueError(f"widths must be three positive integers, got {widths!r}")
     if int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     inputs = keras.Input(shape=(32, 32, 3), name="pixels")
     mean = np.asarray(CIFAR10_MEAN, dtype="float32")
     std = np.asarray(CIFAR10_STD, dtype="float32")
     x = keras.layers.Rescaling(
-        scale=(1.0 / std).tolist(), offset=(-mean / std).tolist(), name="normalize"
+        scale=(1.0 / std).tolist(), offset=(-mean / std).tolist(), name="normalize", dtype=precision
     )(inputs)
     for stage, width in enumerate(widths, start=1):
         for index in range(1, CONVOLUTIONS_PER_STAGE + 1):
             prefix = f"stage{stage}_conv{index}"
-            x = keras.layers.Conv2D(int(width), 3, padding="same", name=prefix)(x)
-            x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
-            x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
+            x = keras.layers.Conv2D(int(width), 3, padding="same", name=prefix, dtype=precision)(x)
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn", dtype=precision)(x)
+            x = keras.layers.ReLU(name=f"{prefix}_relu", dtype=precision)(x)
         if stage < len(widths):
-            x = keras.layers.AveragePooling2D(pool_size=2, name=f"stage{stage}_pool")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+            x = keras.layers.AveragePooling2D(pool_size=2, name=f"stage{stage}_pool", dtype=precision)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="global_pool", dtype=precision)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from cifar_demo import training
 from cifar_demo.data import load_cifar10
 from cifar_demo.evaluate import evaluate_predictor
+from cifar_demo.model import PRECISIONS
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import TrainConfig, Trainer, save_final_weights
 
@@ -40,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="label smoothing")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="turn off crop+flip augmentation")
     parser.add_argument("--crop-padding", type=int, default=defaults.crop_padding, help="padding (pixels) before the random crop")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="float32, or mixed_bfloat16 (bf16 compute, float32 weights); see bench/train_throughput.py")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument("--init-weights", default=None, help="fine-tune from these .weights.h5 instead of starting from scratch")
     parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")

@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import keras
 import numpy as np
 
-from cifar_demo.model import build_model, scaled_widths
+from cifar_demo.model import PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 
 NUM_CLASSES = 10
@@ -51,6 +51,8 @@ class TrainConfig:
     label_smoothing: float = 0.1    # probability mass spread evenly over the 10 classes
     augment: bool = True            # random crop from reflect-padded image + horizontal flip
     crop_padding: int = 4           # pixels of padding on each side before the random crop
+    precision: str = "float32"      # "float32", or "mixed_bfloat16" (bf16 compute, float32
+                                    # variables); bench/train_throughput.py compares them
     seed: int = 0                   # split, initialisation, shuffling and augmentation
     init_weights: Optional[str] = None  # .weights.h5 to fine-tune from (None: from scratch)
 
@@ -76,6 +78,7 @@ class TrainConfig:
         check(isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check(isinstance(self.augment, bool), f"augment must be true or false, got {self.augment!r}")
         check(is_int(self.crop_padding) and 0 <= self.crop_padding <= 16, f"crop_padding must be an integer in 0..16, got {self.crop_padding!r}")
+        check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
         check(self.init_weights is None or Path(self.init_weights).is_file(), f"init_weights file not found: {self.init_weights!r}")
 
@@ -194,6 +197,32 @@ def evaluate_probabilities(probabilities, labels):
     return loss, accuracy
 
 
+def build_training_model(config, total_steps):
+    """The config's model (fine-tuning start loaded, if any), compiled with the recipe's
+    optimizer, schedule and loss; shared with bench/train_throughput.py."""
+    model = build_model(scaled_widths(config.width_mult), precision=config.precision)
+    if config.init_weights:
+        try:
+            model.load_weights(config.init_weights)
+        except Exception as error:
+            raise ValueError(f"cannot load {config.init_weights} into this architecture: {error}") from None
+    schedule = OneCycle(config.learning_rate, total_steps, config.warmup_fraction)
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=config.momentum,
+        nesterov=True,
+        weight_decay=config.weight_decay or None,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    optimizer.build(model.trainable_variables)
+    return model
+
+
 class Trainer:
     """Runs one training run; `stop()` (from any thread) ends it after the current batch."""
 
@@ -227,26 +256,8 @@ class Trainer:
         total_steps = steps_per_epoch * config.epochs
 
         keras.utils.set_random_seed(config.seed)
-        model = build_model(scaled_widths(config.width_mult))
-        if config.init_weights:
-            try:
-                model.load_weights(config.init_weights)
-            except Exception as error:
-                raise ValueError(f"cannot load {config.init_weights} into this architecture: {error}") from None
-        schedule = OneCycle(config.learning_rate, total_steps, config.warmup_fraction)
-        optimizer = keras.optimizers.SGD(
-            learning_rate=schedule,
-            momentum=config.momentum,
-            nesterov=True,
-            weight_decay=config.weight_decay or None,
-        )
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
-        optimizer.build(model.trainable_variables)
+        model = build_training_model(config, total_steps)
+        optimizer = model.optimizer
 
         history = {"epochs": [], "steps": []}
         start_epoch = self._resume(model, optimizer, history, steps_per_epoch)
