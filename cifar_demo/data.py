@@ -35,6 +35,14 @@ def load_cifar10(path=None):
     return _load_with_keras()
 
 
+def needs_download(path=None):
+    """True when load_cifar10(path) would download from the internet (no local copy)."""
+    if (path if path is not None else os.environ.get(ENV_VAR)):
+        return False
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return not (keras_home / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py" / "test_batch").is_file()
+
+
 def _load_local(path):
     if not path.exists():
         raise ValueError(

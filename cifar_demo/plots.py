@@ -1,20 +1,25 @@
-"""Matplotlib figures. CLI: `python -m cifar_demo.plots --history H --out PNG` draws a run's curves."""
+"""Matplotlib figures. CLI: `python -m cifar_demo.plots --history H --out PNG` draws a run's curves.
+
+Figures are built as `matplotlib.figure.Figure` objects, never through pyplot: pyplot
+keeps every figure in a global registry (a leak in a server that draws one per
+request) and is not safe to use from the app's worker threads.
+"""
 
 import argparse
 import json
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers and Spaces
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from cifar_demo import CLASSES
 
 
 def training_curves(history, title="Training curves"):
     """Loss and accuracy per step (training, smoothed) and per epoch (validation)."""
     steps = history.get("steps", [])
     epochs = history.get("epochs", [])
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
     if steps:
         step_index = np.array([s["step"] for s in steps])
         loss_axis.plot(step_index, smooth([s["loss"] for s in steps]), label="training (smoothed)", color="tab:blue")
@@ -28,6 +33,46 @@ def training_curves(history, title="Training curves"):
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
         axis.legend()
+    figure.suptitle(title)
+    return figure
+
+
+def confusion_matrix_figure(confusion, title="Confusion matrix"):
+    """The 10x10 counts, rows the true class and columns the prediction, each cell
+    shaded by the share of its row so that mistakes stand out beside the diagonal."""
+    confusion = np.asarray(confusion)
+    shares = confusion / np.maximum(1, confusion.sum(axis=1, keepdims=True))
+    figure = Figure(figsize=(6.4, 5.6), layout="constrained")
+    axis = figure.subplots()
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for row in range(confusion.shape[0]):
+        for col in range(confusion.shape[1]):
+            axis.text(col, row, str(confusion[row, col]), ha="center", va="center", fontsize=8,
+                      color="white" if shares[row, col] > 0.5 else "black")
+    ticks = np.arange(len(CLASSES))
+    axis.set_xticks(ticks, CLASSES, rotation=45, ha="right")
+    axis.set_yticks(ticks, CLASSES)
+    axis.set(xlabel="predicted class", ylabel="true class", title=title)
+    figure.colorbar(image, ax=axis, label="share of the true class", shrink=0.8)
+    return figure
+
+
+def prediction_grid(images, labels, predictions, title="Test predictions (wrong ones in red)"):
+    """The blog's 10x10 grid: each image titled with its predicted class, red when wrong."""
+    images = np.asarray(images)
+    if len(images) != len(labels) or len(images) != len(predictions):
+        raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(predictions)} predictions must match")
+    columns = 10
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    figure = Figure(figsize=(columns * 1.05, rows * 1.2 + 0.4), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
+    for axis in axes:
+        axis.axis("off")
+    for axis, image, label, prediction in zip(axes, images, labels, predictions):
+        axis.imshow(image, interpolation="nearest")
+        wrong = int(label) != int(prediction)
+        axis.set_title(CLASSES[int(prediction)], fontsize=8, color="red" if wrong else "black",
+                       fontweight="bold" if wrong else "normal")
     figure.suptitle(title)
     return figure
 

@@ -60,10 +60,18 @@ def free_port():
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
-    """Starts `python app.py` (the real app, shipped weights) and yields its URL."""
+    """Starts `python app.py` (the real app, shipped weights) and yields its URL.
+
+    Its training data is a generated toy set (CIFAR10_PATH points at it), so runs
+    started by the tests take seconds and never need the real dataset.
+    """
     port = free_port()
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    folder = tmp_path_factory.mktemp("app")
+    log_path = folder / "app.log"
+    toy = toy_dataset(train=1500, test=300, seed=1)
+    np.savez(folder / "toy_cifar10.npz", x_train=toy.x_train, y_train=toy.y_train, x_test=toy.x_test, y_test=toy.y_test)
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+               CIFAR10_PATH=str(folder / "toy_cifar10.npz"))
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

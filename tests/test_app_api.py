@@ -1,5 +1,7 @@
 """The real app (`python app.py`, shipped weights) driven through its API with gradio_client."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -63,3 +65,36 @@ def test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing(clien
     assert label is None or not label.get("confidences")
     label, seen, hint = client.predict(editor(drawn), api_name="/classify_drawing")
     assert label["label"] in CLASSES and seen is not None and hint == ""
+
+
+TINY_RUN = {
+    "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 3, "train_size_value": 200,
+    "batch_size_value": 25, "learning_rate_value": 0.05, "width_value": 0.125, "augment_value": True,
+    "smoothing_value": 0.1, "seed_value": 0,
+}
+
+
+def shown_value(output):
+    """An output's value, whether it came as a plain value or as a gr.update dict."""
+    return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
+
+
+def test_train_streams_updates_then_results(client):
+    """A tiny Custom run through /train (the app's data is a generated toy set)."""
+    job = client.submit(**TINY_RUN, api_name="/train")
+    updates = list(job)
+    assert len(updates) >= 3, f"only {len(updates)} streamed updates"
+    status, curves, results, confusion, grid, downloads = (shown_value(output) for output in updates[-1])
+    assert "Done" in status and "run-done" in status
+    assert "Test accuracy" in results and "300 official test images" in results
+    assert curves is not None and confusion is not None and grid is not None
+    names = sorted(Path(item["path"] if isinstance(item, dict) else item).name for item in downloads)
+    assert names == ["model.config.json", "model.weights.h5"]
+
+
+def test_train_rejects_bad_settings_with_a_message(client):
+    with pytest.raises(Exception, match="epochs must be between 1 and 30"):
+        client.predict(**dict(TINY_RUN, epochs_value=500), api_name="/train")
+    with pytest.raises(Exception, match="learning rate must be between"):
+        client.predict(**dict(TINY_RUN, learning_rate_value=-1), api_name="/train")
+    assert top_label(client.predict(handle_file(example_paths()[0]), api_name="/classify")) in CLASSES

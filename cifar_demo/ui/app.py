@@ -6,13 +6,19 @@ import os
 import gradio as gr
 
 from cifar_demo.predictor import SHIPPED_METRICS, Predictor
-from cifar_demo.ui import classify_tab
+from cifar_demo.ui import classify_tab, train_tab
 
 TITLE = "CIFAR-10 Studio"
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
 footer { display: none !important; }
+.run-status .run-bar { height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; }
+.run-status .run-bar > div { height: 100%; background: var(--color-accent); transition: width 0.4s; }
+.run-status.run-done .run-bar > div { background: #2ca02c; }
+.run-status.run-error .run-bar { background: #f8d7da; }
+.run-status .run-text { margin-top: 6px; font-size: 0.95em; }
+.run-status.run-error .run-text { color: #b00020; font-weight: 600; }
 """
 
 
@@ -36,9 +42,13 @@ def build_app(predictor=None):
             "A 9-layer convolutional network that sorts 32x32 images into CIFAR-10's ten classes: "
             "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck." + shipped_accuracy_note()
         )
+        # The model this browser session trained and chose to use; never shared between sessions.
+        trained_model = gr.State()
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
-                classify_tab.build(predictor)
+                classify_tab.build(predictor, trained_model)
+            with gr.Tab("Train", id="train") as train:
+                train_tab.build(trained_model, train)
     return demo
 
 

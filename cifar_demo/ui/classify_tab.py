@@ -45,8 +45,10 @@ def example_paths():
     return sorted(str(path) for path in Path(EXAMPLES_DIR).glob("*.png"))
 
 
-def build(predictor):
-    """Lays out the tab and wires its events; `predictor` answers every request."""
+def build(predictor, trained_model):
+    """Lays out the tab and wires its events; `predictor` answers every request, and the
+    session's `trained_model` state (a train_tab.TrainedModel, once the person chose to use
+    one) answers beside it."""
 
     def model_input_or_error(source):
         try:
@@ -66,11 +68,20 @@ def build(predictor):
         return None if pixels is None else images.upscale_nearest(pixels, SEEN_SCALE)
 
     def classify_drawing(sketch):
+        """Class probabilities for the canvas, the enlarged 32x32 input, and a hint when blank;
+        the 32x32 input also goes to session state (not part of the API) for the comparison."""
         composite = None if sketch is None else sketch.get("composite")
         if composite is None or images.is_blank(composite):
-            return None, None, DRAW_HINT
+            return None, None, DRAW_HINT, None
         pixels = model_input_or_error(composite)
-        return predictor.label(pixels), images.upscale_nearest(pixels, SEEN_SCALE), ""
+        return predictor.label(pixels), images.upscale_nearest(pixels, SEEN_SCALE), "", pixels
+
+    def compare(pixels, model):
+        """The session's own model's answer for the same 32x32 input, when it has one in use."""
+        if model is None:
+            return gr.update(visible=False, value=None)
+        answer = None if pixels is None else model.predictor.label(pixels)
+        return gr.update(visible=True, value=answer, label=f"Your trained model ({model.summary})")
 
     gr.Markdown(
         "Upload a photo or draw a picture. The model only ever sees a **32x32** image, "
@@ -105,6 +116,7 @@ def build(predictor):
                     draw_hint = gr.Markdown(DRAW_HINT)
         with gr.Column(scale=1):
             label = gr.Label(num_top_classes=5, label="What the model thinks (top 5)")
+            trained_label = gr.Label(num_top_classes=5, visible=False, elem_id="trained-label")
             seen = gr.Image(
                 label="What the model sees (32x32, enlarged)",
                 interactive=False,
@@ -121,12 +133,17 @@ def build(predictor):
     classified = upload.change(classify, inputs=upload, outputs=[label, model_input], api_name="classify")
     classified.success(enlarge, inputs=model_input, outputs=seen, api_visibility="private", show_progress="hidden")
     # A refused upload must not leave the previous image's answer on screen.
-    classified.failure(lambda: (None, None), outputs=[label, seen], api_visibility="private")
+    classified.failure(lambda: (None, None, None), outputs=[label, seen, model_input], api_visibility="private")
     sketch.change(
         classify_drawing,
         inputs=sketch,
-        outputs=[label, seen, draw_hint],
+        outputs=[label, seen, draw_hint, model_input],
         api_name="classify_drawing",
         trigger_mode="always_last",
         show_progress="hidden",
     )
+    # Whatever changed the 32x32 input (upload, drawing, a refused file) or the model in
+    # use, the session's own model answers again beside the shipped one.
+    for trigger in (model_input.change, trained_model.change):
+        trigger(compare, inputs=[model_input, trained_model], outputs=trained_label,
+                api_visibility="private", show_progress="hidden")
