@@ -72,3 +72,30 @@ def test_draw_strokes_and_see_a_label(page):
     page.locator(".pixelated img").last.wait_for()
     label = predicted_label(page)
     assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+
+
+def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page):
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("Custom").check()
+    page.get_by_text("Settings (editable with Custom)").click()
+    for label, value in (("Epochs", "30"), ("Training images", "500"), ("Batch size", "16")):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    page.locator("#start-training").click()
+    status = page.locator("#run-status")
+    status.get_by_text("Epoch 1/30").wait_for()
+    curves = page.locator("#training-curves img")
+    curves.wait_for()
+    first = curves.get_attribute("src")
+    page.wait_for_function(
+        "src => { const img = document.querySelector('#training-curves img'); return img && img.src !== src; }",
+        arg=first,
+    )  # the curves were redrawn while the run went on
+    page.locator("#stop-training").click()
+    page.locator("#run-results").get_by_text("stopped by you").wait_for()
+    assert "Test accuracy" in page.locator("#run-results").inner_text()
+    page.locator("#use-model").click()
+    page.get_by_role("tab", name="Classify").click()
+    page.locator(".gallery-item").first.click()
+    page.locator("#trained-label").get_by_text("Your trained model").wait_for()

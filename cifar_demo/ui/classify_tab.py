@@ -115,7 +115,7 @@ def build(predictor, trained_model):
                     )
                     draw_hint = gr.Markdown(DRAW_HINT)
         with gr.Column(scale=1):
-            label = gr.Label(num_top_classes=5, label="What the model thinks (top 5)")
+            label = gr.Label(num_top_classes=5, label="What the shipped model thinks (top 5)")
             trained_label = gr.Label(num_top_classes=5, visible=False, elem_id="trained-label")
             seen = gr.Image(
                 label="What the model sees (32x32, enlarged)",

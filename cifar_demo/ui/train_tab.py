@@ -24,7 +24,7 @@ from cifar_demo.ui.training_runs import (
     RunFailed,
     RunFinished,
     RunInProgress,
-    TestProgress,
+    EvaluationProgress,
     TrainingSlot,
     format_duration,
 )
@@ -224,14 +224,15 @@ def build(trained_model, tab):
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training")
         with gr.Column(scale=5):
             status = gr.HTML(progress_html(0, "No run yet.", "idle"), elem_id="run-status")
-            curves = gr.Plot(label="Loss and accuracy", elem_id="training-curves", format="png")
+            curves = gr.Plot(show_label=False, elem_id="training-curves", format="png")
     results = gr.Markdown(elem_id="run-results")
     with gr.Row():
         use_button = gr.Button("Use this model", visible=False, elem_id="use-model")
         downloads = gr.File(label="Download the trained weights and config", file_count="multiple", visible=False)
     with gr.Row():
-        confusion = gr.Plot(label="Confusion matrix on the test set", visible=False, format="png")
-        grid = gr.Plot(label="The blog's grid: first 100 test images, wrong ones in red", visible=False, format="png")
+        # The figures carry their own titles; a Gradio label would sit on top of them.
+        confusion = gr.Plot(show_label=False, visible=False, format="png")
+        grid = gr.Plot(show_label=False, visible=False, format="png")
     candidate = gr.State()
     form = [epochs, train_size, batch_size, learning_rate, width_mult, augment, label_smoothing, seed]
 
@@ -284,7 +285,7 @@ def build(trained_model, tab):
                     finished = True
                     yield finish(event, view)
                     return
-                if isinstance(event, TestProgress):
+                if isinstance(event, EvaluationProgress):
                     yield {status: progress_html(event.done / event.total, f"Testing on the official test set: {event.done:,}/{event.total:,} images...")}
                     continue
                 if event is not None:
@@ -306,8 +307,11 @@ def build(trained_model, tab):
             status: progress_html(1, "Done." if not finished.result.stopped else "Stopped; evaluated what it had learned.", "done"),
             curves: view.curves(),
             results: results_markdown(finished, view),
-            confusion: gr.update(value=plots.confusion_matrix_figure(np.asarray(report["confusion_matrix"])), visible=True),
-            grid: gr.update(value=plots.prediction_grid(x_test, y_test, finished.predictions[:GRID_IMAGES]), visible=True),
+            confusion: gr.update(value=plots.confusion_matrix_figure(
+                np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images"), visible=True),
+            grid: gr.update(value=plots.prediction_grid(
+                x_test, y_test, finished.predictions[:GRID_IMAGES],
+                title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),
             downloads: gr.update(value=save_downloads(finished.result), visible=True),
             use_button: gr.update(visible=True),
             candidate: model,

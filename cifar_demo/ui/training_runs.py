@@ -22,7 +22,7 @@ TEST_CHUNK = 1000           # test images per progress update
 
 
 @dataclass(frozen=True)
-class TestProgress:
+class EvaluationProgress:
     done: int                 # test images evaluated so far
     total: int
 
@@ -118,7 +118,7 @@ class ActiveRun:
             chunks = []
             for start in range(0, len(x_test), TEST_CHUNK):
                 chunks.append(predictor.predict_proba(x_test[start : start + TEST_CHUNK]))
-                self._queue.put(TestProgress(min(start + TEST_CHUNK, len(x_test)), len(x_test)))
+                self._queue.put(EvaluationProgress(min(start + TEST_CHUNK, len(x_test)), len(x_test)))
             probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
             report = summarize(probabilities, y_test)
             final = RunFinished(result, predictor, report, np.argmax(probabilities, axis=1), self.time_limited)

@@ -1,0 +1,128 @@
+"""The server-wide run slot and the Train tab's form, on generated data and tiny models."""
+
+import dataclasses
+import time
+
+import pytest
+
+from cifar_demo import training
+from cifar_demo.ui import train_tab
+from cifar_demo.ui.training_runs import (
+    RunFailed,
+    RunFinished,
+    RunInProgress,
+    EvaluationProgress,
+    TrainingSlot,
+    failure_message,
+    format_duration,
+)
+from tests.conftest import toy_dataset
+
+TINY = training.TrainConfig(epochs=2, batch_size=32, val_size=64, width_mult=0.125, learning_rate=0.05)
+
+
+def drain(run):
+    return [event for event in run.events(poll_seconds=0.05) if event is not None]
+
+
+def test_a_run_streams_engine_events_then_test_progress_then_results():
+    data = toy_dataset(train=256, test=100)
+    run = TrainingSlot().start(TINY, data, owner="alice")
+    events = drain(run)
+    kinds = [type(event) for event in events]
+    assert kinds[0] is training.RunStarted and kinds[-1] is RunFinished
+    assert kinds.index(training.RunEnded) < kinds.index(EvaluationProgress)
+    assert [e.done for e in events if isinstance(e, EvaluationProgress)] == [100]
+    finished = events[-1]
+    assert finished.report["images"] == 100 and len(finished.predictions) == 100
+    assert not finished.result.stopped and not finished.time_limited
+
+
+def test_one_run_at_a_time_and_only_its_owner_stops_it():
+    data = toy_dataset(train=256, test=20)
+    slot = TrainingSlot()
+    run = slot.start(dataclasses.replace(TINY, epochs=50), data, owner="alice")
+    deadline = time.monotonic() + 60
+    while run.latest is None:  # wait for its first batch
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(RunInProgress, match="in progress|starting"):
+        slot.start(TINY, data, owner="bob")
+    assert slot.status() is not None
+    assert not slot.stop("bob")
+    assert slot.stop("alice")
+    finished = drain(run)[-1]
+    assert isinstance(finished, RunFinished) and finished.result.stopped
+    assert finished.result.steps < 50 * 8
+    assert slot.status() is None
+    assert isinstance(drain(slot.start(TINY, data, owner="bob"))[-1], RunFinished)  # the slot is free again
+
+
+def test_a_run_is_stopped_at_the_time_limit_keeping_what_it_learned():
+    data = toy_dataset(train=256, test=20)
+    run = TrainingSlot(max_seconds=0).start(dataclasses.replace(TINY, epochs=50), data, owner="alice")
+    finished = drain(run)[-1]
+    assert isinstance(finished, RunFinished) and finished.time_limited and finished.result.steps == 1
+
+
+def test_a_failure_inside_a_run_ends_it_with_a_message_and_frees_the_slot():
+    data = toy_dataset(train=256, test=20)
+    slot = TrainingSlot()
+    too_big = dataclasses.replace(TINY, train_size=5000)  # more than the toy set holds
+    failed = drain(slot.start(too_big, data, owner="alice"))[-1]
+    assert isinstance(failed, RunFailed) and "train_size 5000 exceeds" in failed.message
+    assert slot.status() is None
+
+
+def test_a_bad_config_is_refused_before_the_slot_is_taken():
+    slot = TrainingSlot()
+    with pytest.raises(ValueError, match="epochs"):
+        slot.start(dataclasses.replace(TINY, epochs=0), toy_dataset(train=64, test=8), owner="alice")
+    assert slot.status() is None
+
+
+def test_failure_messages_say_what_to_do():
+    assert "smaller batch size" in failure_message(MemoryError())
+    assert failure_message(ValueError("no data")) == "no data"
+    assert failure_message(RuntimeError("boom")) == "The run failed: RuntimeError: boom"
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (12.4, 75, 3700)] == ["12 s", "1:15 min", "1 h 01 min"]
+
+
+CUSTOM = dict(preset_name="Custom", start_from=train_tab.FROM_SCRATCH, epochs=3, train_size=500, batch_size=64,
+              learning_rate=0.05, width_mult=0.25, augment=False, label_smoothing=0.0, seed=7)
+
+
+def test_custom_form_becomes_the_config_it_shows():
+    config = train_tab.config_from_form(**CUSTOM)
+    assert (config.epochs, config.train_size, config.batch_size, config.learning_rate) == (3, 500, 64, 0.05)
+    assert (config.width_mult, config.augment, config.label_smoothing, config.seed) == (0.25, False, 0.0, 7)
+    assert config.init_weights is None
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, "epochs must be between 1 and 30"),
+    ("epochs", 2.5, "epochs must be a whole number"),
+    ("train_size", 10**6, "train size must be between 100 and 49000"),
+    ("batch_size", None, "batch size must be a number"),
+    ("learning_rate", "fast", "learning rate must be a number"),
+    ("width_mult", 3, "width mult must be between"),
+    ("label_smoothing", -0.1, "label smoothing must be between"),
+    ("augment", "yes", "augmentation must be true or false"),
+    ("preset_name", "Turbo", "preset must be one of"),
+])
+def test_custom_form_rejects_bad_values_naming_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        train_tab.config_from_form(**dict(CUSTOM, **{field: value}))
+
+
+def test_presets_ignore_the_form_and_fine_tuning_starts_from_the_shipped_weights():
+    quick = train_tab.config_from_form(**dict(CUSTOM, preset_name="Quick", epochs=None))
+    assert quick == training.preset("Quick")
+    tuned = train_tab.config_from_form(**dict(CUSTOM, preset_name="Quick", start_from=train_tab.FINE_TUNE))
+    assert tuned.width_mult == 1.0 and tuned.init_weights == str(train_tab.SHIPPED_WEIGHTS)
+    assert tuned.learning_rate == pytest.approx(quick.learning_rate * train_tab.FINE_TUNE_LR_FACTOR)
+    with pytest.raises(ValueError, match="width multiplier 1.0"):
+        train_tab.config_from_form(**dict(CUSTOM, start_from=train_tab.FINE_TUNE))
