@@ -1,6 +1,6 @@
 """Training throughput of the full model, float32 against mixed_bfloat16, in one run.
 
-    python bench/train_throughput.py [--steps 30] [--rounds 3] [--batch-size 128]
+    python bench/train_throughput.py [--steps 30] [--rounds 3] [--batch-size 128] [--width-mult 1.0]
 
 Both precisions train the recipe's compiled model (training.build_training_model) with
 train_on_batch on the same batches; rounds alternate float32 / bf16 so that any drift
@@ -53,6 +53,7 @@ def main():
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps after building (tracing, oneDNN caches)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating float32/bf16 rounds")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--width-mult", type=float, default=1.0, help="1.0 is the shipped architecture")
     args = parser.parse_args()
     if min(args.steps, args.rounds, args.batch_size) < 1 or args.warmup_steps < 0:
         parser.error("--steps, --rounds and --batch-size must be positive, --warmup-steps non-negative")
@@ -68,7 +69,7 @@ def main():
     total_steps = args.warmup_steps + args.rounds * args.steps
     models = {}
     for precision in PRECISIONS:
-        config = TrainConfig(batch_size=args.batch_size, precision=precision)
+        config = TrainConfig(batch_size=args.batch_size, width_mult=args.width_mult, precision=precision)
         models[precision] = build_training_model(config, total_steps)
         time_steps(models[precision], batches, args.warmup_steps)
     flops = forward_flops_per_image(models["float32"])
