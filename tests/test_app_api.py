@@ -1,5 +1,6 @@
 """The real app (`python app.py`, shipped weights) driven through its API with gradio_client."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,27 @@ def test_train_rejects_bad_settings_with_a_message(client):
     with pytest.raises(Exception, match="learning rate must be between"):
         client.predict(**dict(TINY_RUN, learning_rate_value=-1), api_name="/train")
     assert top_label(client.predict(handle_file(example_paths()[0]), api_name="/classify")) in CLASSES
+
+
+def test_a_second_run_waits_in_the_queue_and_only_its_owner_can_stop_a_run(app_url):
+    """One run at a time: the second caller is queued, not refused or run alongside."""
+    from gradio_client.utils import Status
+
+    first, second = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    long_run = dict(TINY_RUN, epochs_value=30, train_size_value=500, batch_size_value=16, width_value=0.5)
+    running = first.submit(**long_run, api_name="/train")
+    deadline = time.monotonic() + 120
+    while "Epoch" not in str(running.outputs()[-1:]):
+        assert time.monotonic() < deadline and not running.done(), "the first run did not start"
+        time.sleep(0.2)
+    waiting = second.submit(**TINY_RUN, api_name="/train")
+    while waiting.status().code != Status.IN_QUEUE:
+        assert time.monotonic() < deadline, f"second run not queued: {waiting.status()}"
+        time.sleep(0.2)
+    assert waiting.status().rank == 0  # first in line
+    second.predict(api_name="/stop_training")  # not theirs: the first run goes on
+    time.sleep(1)
+    assert not running.done()
+    first.predict(api_name="/stop_training")
+    assert "stopped by you" in shown_value(running.result(timeout=120)[2])
+    assert "finished" in shown_value(waiting.result(timeout=120)[2])  # then its turn came
