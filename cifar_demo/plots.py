@@ -57,6 +57,19 @@ def confusion_matrix_figure(confusion, title="Confusion matrix"):
     return figure
 
 
+def per_class_accuracy_figure(per_class, title="Accuracy per class"):
+    """Horizontal bars of each class's test accuracy (a dict class name -> fraction)."""
+    names = list(per_class)
+    values = np.array([per_class[name] for name in names]) * 100
+    figure = Figure(figsize=(5.2, 3.6), layout="constrained")
+    axis = figure.subplots()
+    bars = axis.barh(names[::-1], values[::-1], color="tab:blue")
+    axis.bar_label(bars, labels=[f"{v:.1f}%" for v in values[::-1]], padding=3, fontsize=8)
+    axis.set(xlim=(0, 110), xlabel="test accuracy (%)", title=title)
+    axis.grid(axis="x", alpha=0.3)
+    return figure
+
+
 def prediction_grid(images, labels, predictions, title="Test predictions (wrong ones in red)"):
     """The blog's 10x10 grid: each image titled with its predicted class, red when wrong."""
     images = np.asarray(images)

@@ -13,6 +13,7 @@ from cifar_demo.model import build_model, scaled_widths
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "cifar10_cnn.weights.h5"
 SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"  # what `evaluate --json` measured
+SHIPPED_TEST_PREDICTIONS = WEIGHTS_DIR / "test_predictions.npz"  # `evaluate --write-predictions`
 BATCH_SIZE = 256
 
 

@@ -34,7 +34,7 @@ def test_a_run_streams_engine_events_then_test_progress_then_results():
     assert kinds.index(training.RunEnded) < kinds.index(EvaluationProgress)
     assert [e.done for e in events if isinstance(e, EvaluationProgress)] == [100]
     finished = events[-1]
-    assert finished.report["images"] == 100 and len(finished.predictions) == 100
+    assert finished.report["images"] == 100 and finished.probabilities.shape == (100, 10)
     assert not finished.result.stopped and not finished.time_limited
 
 

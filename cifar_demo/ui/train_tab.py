@@ -19,6 +19,7 @@ import gradio as gr
 import numpy as np
 
 from cifar_demo import CLASSES, data, plots, training
+from cifar_demo.evaluate import GRID_IMAGES
 from cifar_demo.predictor import SHIPPED_WEIGHTS, Predictor
 from cifar_demo.ui.training_runs import (
     RunFailed,
@@ -34,7 +35,6 @@ FROM_SCRATCH = "From scratch"
 FINE_TUNE = "Fine-tune the shipped weights"
 FINE_TUNE_LR_FACTOR = 0.1   # fine-tuning starts from a good minimum: a tenth of the peak LR
 REFRESH_SECONDS = 1.0       # at most one page update per second while a run streams
-GRID_IMAGES = 100           # the blog's grid: the first 100 official test images
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "cifar10-studio-downloads"
 DOWNLOADS_KEEP_SECONDS = 3600
 
@@ -62,7 +62,8 @@ class TrainedModel:
     """A model trained in one browser session; kept in that session's state only."""
 
     predictor: Predictor
-    summary: str              # e.g. "Quick run, 61.2% test accuracy"
+    summary: str              # e.g. "3-epoch run, 64.4% test accuracy"
+    test_probabilities: np.ndarray  # (N, 10) on the official test set, for the Mistakes tab
 
 
 def load_data():
@@ -302,7 +303,9 @@ def build(trained_model, tab):
         report = finished.report
         x_test = load_data().x_test[:GRID_IMAGES]
         y_test = load_data().y_test[:GRID_IMAGES]
-        model = TrainedModel(finished.predictor, f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy")
+        model = TrainedModel(
+            finished.predictor, f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy", finished.probabilities
+        )
         return {
             status: progress_html(1, "Done." if not finished.result.stopped else "Stopped; evaluated what it had learned.", "done"),
             curves: view.curves(),
@@ -310,7 +313,7 @@ def build(trained_model, tab):
             confusion: gr.update(value=plots.confusion_matrix_figure(
                 np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images"), visible=True),
             grid: gr.update(value=plots.prediction_grid(
-                x_test, y_test, finished.predictions[:GRID_IMAGES],
+                x_test, y_test, np.argmax(finished.probabilities[:GRID_IMAGES], axis=1),
                 title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),
             downloads: gr.update(value=save_downloads(finished.result), visible=True),
             use_button: gr.update(visible=True),

@@ -32,7 +32,7 @@ class RunFinished:
     result: TrainResult
     predictor: Predictor      # wraps result.model, already traced
     report: dict              # evaluate.summarize on the official test set
-    predictions: np.ndarray   # argmax per test image, official order
+    probabilities: np.ndarray # float32 (N, 10) on the official test images, official order
     time_limited: bool        # stopped by MAX_RUN_SECONDS rather than by the user
 
 
@@ -121,7 +121,7 @@ class ActiveRun:
                 self._queue.put(EvaluationProgress(min(start + TEST_CHUNK, len(x_test)), len(x_test)))
             probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
             report = summarize(probabilities, y_test)
-            final = RunFinished(result, predictor, report, np.argmax(probabilities, axis=1), self.time_limited)
+            final = RunFinished(result, predictor, report, probabilities, self.time_limited)
         except Exception as error:  # any failure ends this run only; the server keeps serving
             final = RunFailed(failure_message(error))
         # The slot is free before the last event arrives, so the next person in the queue,

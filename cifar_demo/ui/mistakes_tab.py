@@ -1,0 +1,249 @@
+"""Mistakes tab: where the model goes wrong on the official test set.
+
+For the shipped model everything comes from weights/test_predictions.npz (probabilities
+of all 10,000 test images and the pixels of the ones shown), so the tab opens at once
+with no dataset and no model run; its first view is computed when the app is built.
+For a model trained in this browser session, the probabilities its run computed on the
+test set and the dataset the run trained with are used instead.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from cifar_demo import CLASSES, images, plots
+from cifar_demo.evaluate import GRID_IMAGES, PredictionSet, rank_mistakes, summarize_predictions
+from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS
+from cifar_demo.ui import train_tab
+
+SHIPPED = "Shipped model"
+TRAINED = "Your trained model"
+ANY = "any"
+ORDERS = {"Most confident first": "confidence", "Closest calls first": "margin", "Test-set order": "index"}
+PAGE_SIZE = 36              # mistakes per gallery page (6 rows of 6)
+GALLERY_COLUMNS = 6         # wide enough for "automobile → airplane (97%)" under each image
+SHORT_NAMES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # table headers
+THUMBNAIL_SCALE = 6         # 32x32 -> 192x192, nearest neighbour: crisp at any gallery size
+LARGE_SCALE = 8             # 32x32 -> 256x256 for the opened image
+
+
+@dataclass
+class Source:
+    """A model's answers on the test set and a way to get the pixels of any image shown."""
+
+    name: str
+    probabilities: np.ndarray
+    labels: np.ndarray
+    predictions: np.ndarray
+    image: Callable[[int], np.ndarray]
+
+    def report(self):
+        return summarize_predictions(self.predictions, self.labels)
+
+
+def shipped_source(path=SHIPPED_TEST_PREDICTIONS):
+    predictions = PredictionSet.load(path)
+    return Source(SHIPPED, predictions.probabilities, predictions.labels, predictions.predictions, predictions.image)
+
+
+def trained_source(model):
+    """The session's model, with the official test images of the dataset it trained on."""
+    test_images = train_tab.load_data().x_test
+    labels = train_tab.load_data().y_test
+    probabilities = model.test_probabilities
+    return Source(TRAINED, probabilities, labels, np.argmax(probabilities, axis=1), lambda index: test_images[index])
+
+
+def class_index(name):
+    return None if name in (None, ANY) else CLASSES.index(name)
+
+
+def confusion_table(confusion):
+    """The confusion matrix as a styled table: rows true classes, columns predictions;
+    mistakes shaded red by their share of the row, the diagonal green."""
+    confusion = np.asarray(confusion)
+    frame = pd.DataFrame(confusion, columns=list(SHORT_NAMES))
+    frame.insert(0, "true class", list(CLASSES))
+    shares = confusion / np.maximum(1, confusion.sum(axis=1, keepdims=True))
+
+    def colours(table):
+        styles = pd.DataFrame("", index=table.index, columns=table.columns)
+        for row in range(len(CLASSES)):
+            for col in range(len(CLASSES)):
+                share = shares[row, col]
+                if row == col:
+                    styles.iat[row, col + 1] = "background-color: rgba(44, 160, 44, 0.25); font-weight: 600"
+                elif confusion[row, col]:
+                    styles.iat[row, col + 1] = f"background-color: rgba(214, 39, 40, {min(0.85, 0.08 + 3 * share):.2f})"
+        return styles
+
+    return frame.style.apply(colours, axis=None)
+
+
+def per_class_table(report):
+    totals = np.asarray(report["confusion_matrix"]).sum(axis=1)
+    correct = np.diagonal(np.asarray(report["confusion_matrix"]))
+    return pd.DataFrame({
+        "class": list(CLASSES),
+        "accuracy": [f"{report['per_class_accuracy'][name]:.1%}" for name in CLASSES],
+        "mistakes": (totals - correct).tolist(),
+        "images": totals.tolist(),
+    })
+
+
+def overview(source):
+    """Summary line, per-class table and chart, confusion table and the blog's grid."""
+    report = source.report()
+    mistakes = report["images"] - int(np.trace(np.asarray(report["confusion_matrix"])))
+    summary = (
+        f"**{source.name}: {report['accuracy']:.2%} test accuracy**, {mistakes:,} mistakes among the "
+        f"{report['images']:,} official test images. Click a cell of the confusion matrix to see its images."
+    )
+    count = min(GRID_IMAGES, len(source.labels))
+    grid_images = np.stack([source.image(index) for index in range(count)])
+    grid = plots.prediction_grid(
+        grid_images, source.labels[:count], source.predictions[:count],
+        title=f"{source.name}: the first {count} test images, wrong predictions in red",
+    )
+    return (
+        summary,
+        per_class_table(report),
+        plots.per_class_accuracy_figure(report["per_class_accuracy"], title=f"{source.name}: accuracy per class"),
+        confusion_table(report["confusion_matrix"]),
+        grid,
+    )
+
+
+def gallery_page(source, true_name, predicted_name, order_name, page):
+    """One page of mistakes: (gallery items, page line, test indices shown, page number)."""
+    indices = rank_mistakes(source.probabilities, source.labels, class_index(true_name),
+                            class_index(predicted_name), ORDERS[order_name], source.predictions)
+    pages = max(1, -(-len(indices) // PAGE_SIZE))
+    page = min(max(0, int(page)), pages - 1)
+    shown = indices[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    items = []
+    for index in shown:
+        probabilities = source.probabilities[index]
+        predicted = int(source.predictions[index])
+        caption = f"{CLASSES[source.labels[index]]} → {CLASSES[predicted]} ({probabilities[predicted]:.0%})"
+        items.append((images.upscale_nearest(source.image(int(index)), THUMBNAIL_SCALE), caption))
+    which = " ".join(filter(None, [
+        f"true class {true_name}" if class_index(true_name) is not None else "",
+        f"predicted {predicted_name}" if class_index(predicted_name) is not None else "",
+    ])) or "all classes"
+    if len(indices):
+        line = (f"Mistakes {page * PAGE_SIZE + 1}-{page * PAGE_SIZE + len(shown)} of {len(indices):,} "
+                f"({which}) · page {page + 1} of {pages}")
+    else:
+        line = f"No mistakes for {which}."
+    return items, line, [int(i) for i in shown], page
+
+
+def opened_image(source, index):
+    """The opened image large, its top-3 probabilities and a line about it."""
+    probabilities = source.probabilities[index]
+    predicted = int(source.predictions[index])
+    top = np.argsort(-probabilities, kind="stable")[:3]
+    label = {CLASSES[k]: float(probabilities[k]) for k in top}
+    line = (f"Test image #{index}: really a **{CLASSES[source.labels[index]]}**, "
+            f"the model said **{CLASSES[predicted]}** ({probabilities[predicted]:.1%}).")
+    return images.upscale_nearest(source.image(index), LARGE_SCALE), label, line
+
+
+def build(trained_model, shipped=None):
+    """Lays out the tab with its first view already computed (for `shipped`, by default
+    weights/test_predictions.npz); `trained_model` is the session's gr.State."""
+    shipped = shipped if shipped is not None else shipped_source()
+    first_overview = overview(shipped)
+    first_order = next(iter(ORDERS))
+    first_items, first_line, first_shown, _ = gallery_page(shipped, ANY, ANY, first_order, 0)
+
+    def source_for(choice, model):
+        if choice == TRAINED:
+            if model is None:
+                raise gr.Error("Train a model in the Train tab and press “Use this model” first.", title="No trained model")
+            try:
+                return trained_source(model)
+            except ValueError as error:
+                raise gr.Error(f"The test images are not available: {error}", title="No dataset") from None
+        return shipped
+
+    with gr.Row(equal_height=False):
+        choice = gr.Radio([SHIPPED, TRAINED], value=SHIPPED, label="Model", scale=1)
+        summary = gr.Markdown(first_overview[0], elem_id="mistakes-summary")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            confusion = gr.Dataframe(first_overview[3], interactive=False, elem_id="confusion-table",
+                                     label="Confusion matrix (rows: true class, columns: prediction); click a cell",
+                                     max_height=520, column_widths=["19%"] + ["8.1%"] * len(CLASSES))
+        with gr.Column(scale=2):
+            per_class_chart = gr.Plot(first_overview[2], show_label=False, format="png")
+            with gr.Accordion("Per-class table", open=False):
+                per_class = gr.Dataframe(first_overview[1], interactive=False, show_label=False)
+    with gr.Row():
+        true_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="True class")
+        predicted_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="Predicted class")
+        order = gr.Radio(list(ORDERS), value=first_order, label="Sort")
+    gallery = gr.Gallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False, elem_id="mistakes-gallery",
+                         elem_classes=["pixelated"], label="Misclassified test images: true → predicted (confidence)",
+                         buttons=[])
+    with gr.Row():
+        previous_page = gr.Button("← Previous", size="sm", scale=0)
+        page_line = gr.Markdown(first_line, elem_id="mistakes-page")
+        next_page = gr.Button("Next →", size="sm", scale=0)
+    with gr.Row(equal_height=False):
+        opened = gr.Image(label="Opened image (32x32, enlarged)", interactive=False, height=272, width=272,
+                          format="png", elem_classes=["pixelated"], buttons=[])
+        with gr.Column():
+            opened_line = gr.Markdown("*Click an image above to open it.*")
+            opened_label = gr.Label(num_top_classes=3, label="Top 3 probabilities", elem_id="opened-label")
+    with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red", open=False):
+        grid = gr.Plot(first_overview[4], show_label=False, format="png")
+
+    page = gr.State(0)
+    shown = gr.State(first_shown)
+    filters = [choice, true_class, predicted_class, order]
+    page_outputs = [gallery, page_line, shown, page]
+
+    def refresh(choice_value, true_value, predicted_value, order_value, model, page_value=0):
+        return gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value, page_value)
+
+    def switch_model(choice_value, true_value, predicted_value, order_value, model):
+        source = source_for(choice_value, model)
+        return (*overview(source), *gallery_page(source, true_value, predicted_value, order_value, 0))
+
+    def pick_cell(choice_value, order_value, model, event: gr.SelectData):
+        """A confusion cell filters to (true, predicted); a class-name cell to its true class."""
+        row, col = event.index
+        true_value = CLASSES[row]
+        predicted_value = CLASSES[col - 1] if col >= 1 else ANY
+        return (true_value, predicted_value,
+                *gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value, 0))
+
+    def turn(step):
+        def handler(choice_value, true_value, predicted_value, order_value, model, page_value):
+            return refresh(choice_value, true_value, predicted_value, order_value, model, page_value + step)
+        return handler
+
+    def open_image(choice_value, model, shown_indices, event: gr.SelectData):
+        return opened_image(source_for(choice_value, model), shown_indices[event.index])
+
+    def revert_choice():
+        return SHIPPED
+
+    switched = choice.input(
+        switch_model, inputs=[*filters, trained_model],
+        outputs=[summary, per_class, per_class_chart, confusion, grid, *page_outputs], api_visibility="private",
+    )
+    switched.failure(revert_choice, outputs=choice, api_visibility="private")
+    for control in (true_class, predicted_class, order):
+        control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
+    confusion.select(pick_cell, inputs=[choice, order, trained_model],
+                     outputs=[true_class, predicted_class, *page_outputs], api_visibility="private")
+    previous_page.click(turn(-1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
+    next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
+    gallery.select(open_image, inputs=[choice, trained_model, shown], outputs=[opened, opened_label, opened_line],
+                   api_visibility="private")
