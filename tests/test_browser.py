@@ -43,9 +43,9 @@ def page(browser, app_url, request):
     page.close()
 
 
-def predicted_label(page):
-    """The big heading of the gr.Label, once it shows a class."""
-    heading = page.locator("[data-testid='label-output-value'] h2, .output-class").first
+def predicted_label(scope):
+    """The big heading of the (first) gr.Label in `scope`, once it shows a class."""
+    heading = scope.locator("[data-testid='label-output-value'] h2, .output-class").first
     heading.wait_for()
     return heading.inner_text().strip()
 
@@ -99,3 +99,14 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page):
     page.get_by_role("tab", name="Classify").click()
     page.locator(".gallery-item").first.click()
     page.locator("#trained-label").get_by_text("Your trained model").wait_for()
+
+
+def test_mistakes_tab_filters_by_a_confusion_cell_and_opens_an_image(page):
+    page.get_by_role("tab", name="Mistakes").click()
+    page.locator("#mistakes-summary").get_by_text("test accuracy").wait_for()
+    page.locator("#confusion-table [data-testid='cell-3-6']").click()  # true cat, predicted dog
+    page.locator("#mistakes-page").get_by_text("true class cat predicted dog").wait_for()
+    captions = page.locator("#mistakes-gallery .caption-label")
+    assert all(text.startswith("cat → dog") for text in captions.all_inner_texts())
+    page.locator("#mistakes-gallery .thumbnail-item").first.click()
+    assert predicted_label(page.locator("#opened-label")) == "dog"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import confusion_matrix, per_class_accuracy, summarize
+from cifar_demo.evaluate import GRID_IMAGES, PredictionSet, confusion_matrix, per_class_accuracy, rank_mistakes, summarize
 
 
 def test_confusion_matrix_against_a_loop_oracle():
@@ -39,3 +39,55 @@ def test_mismatched_lengths_raise():
         confusion_matrix([0, 1], [0])
     with pytest.raises(ValueError):
         confusion_matrix([0, 10], [0, 1])
+
+
+def random_probabilities(count, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(count, 10)) * 3
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return probabilities.astype(np.float32), rng.integers(0, 10, count)
+
+
+@pytest.mark.parametrize("order", ["confidence", "margin", "index"])
+@pytest.mark.parametrize("true_class, predicted_class", [(None, None), (3, None), (None, 5), (3, 5)])
+def test_rank_mistakes_against_a_sorting_oracle(order, true_class, predicted_class):
+    probabilities, labels = random_probabilities(400)
+    expected = []
+    for index, (row, label) in enumerate(zip(probabilities, labels)):
+        predicted = int(np.argmax(row))
+        if predicted == label or true_class not in (None, label) or predicted_class not in (None, predicted):
+            continue
+        first, second = sorted(row, reverse=True)[:2]
+        key = {"confidence": -first, "margin": first - second, "index": 0}[order]
+        expected.append((key, index))
+    expected = [index for _, index in sorted(expected)]
+    assert rank_mistakes(probabilities, labels, true_class, predicted_class, order).tolist() == expected
+
+
+def test_rank_mistakes_follows_given_predictions_over_tied_probabilities():
+    probabilities = np.array([[0.5, 0.5] + [0.0] * 8], dtype=np.float32)
+    assert rank_mistakes(probabilities, [1]).tolist() == [0]  # argmax picks class 0
+    assert rank_mistakes(probabilities, [1], predictions=[1]).tolist() == []
+    with pytest.raises(ValueError, match="order must be one of"):
+        rank_mistakes(probabilities, [1], order="worst")
+
+
+def test_prediction_set_keeps_only_mistakes_and_the_grid_and_round_trips(tmp_path):
+    probabilities, labels = random_probabilities(300, seed=1)
+    pixels = np.random.default_rng(2).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    saved = PredictionSet.from_arrays(probabilities, labels, pixels, weights_sha256="abc")
+    mistakes = np.flatnonzero(np.argmax(probabilities, axis=1) != labels)
+    assert saved.image_indices.tolist() == sorted(set(range(GRID_IMAGES)) | set(mistakes.tolist()))
+    saved.save(tmp_path / "p.npz")
+    loaded = PredictionSet.load(tmp_path / "p.npz")
+    assert loaded.weights_sha256 == "abc"
+    np.testing.assert_array_equal(loaded.predictions, np.argmax(probabilities, axis=1))
+    np.testing.assert_allclose(loaded.probabilities, probabilities, atol=1e-3)  # float16 on disk
+    for index in (0, 99, int(mistakes[-1])):
+        np.testing.assert_array_equal(loaded.image(index), pixels[index])
+    correct_outside_grid = next(i for i in range(GRID_IMAGES, 300) if i not in set(mistakes.tolist()))
+    with pytest.raises(KeyError, match="not stored"):
+        loaded.image(correct_outside_grid)
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="not a test-predictions file"):
+        PredictionSet.load(tmp_path / "bad.npz")

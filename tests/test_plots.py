@@ -1,6 +1,7 @@
 import numpy as np
 
-from cifar_demo.plots import smooth, training_curves
+from cifar_demo import CLASSES
+from cifar_demo.plots import confusion_matrix_figure, prediction_grid, smooth, training_curves
 
 
 def test_smooth_is_a_bias_corrected_moving_average():
@@ -22,3 +23,24 @@ def test_training_curves_draws_both_panels():
     loss_axis, accuracy_axis = figure.axes
     assert [len(line.get_xdata()) for line in loss_axis.lines] == [29, 2]
     assert accuracy_axis.lines[1].get_ydata().tolist() == [0.5, 0.6]
+
+
+def test_prediction_grid_titles_each_image_with_its_prediction_red_when_wrong():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(12) % 10
+    predictions = labels.copy()
+    predictions[[1, 5]] = (labels[[1, 5]] + 1) % 10
+    figure = prediction_grid(images, labels, predictions)
+    texts = figure.axes[0].texts
+    assert [t.get_text() for t in texts] == [CLASSES[p] for p in predictions]
+    assert [i for i, t in enumerate(texts) if t.get_color() == "red"] == [1, 5]
+    mosaic = figure.axes[0].images[0].get_array()
+    assert mosaic.shape[:2] == (2 * 48, 10 * 36)  # 2 rows, 10 columns of 32 px + gaps and titles
+    np.testing.assert_array_equal(mosaic[12:44, 2:34], images[0])  # the first cell, under its title band
+
+
+def test_confusion_matrix_figure_writes_every_count():
+    confusion = np.arange(100).reshape(10, 10)
+    figure = confusion_matrix_figure(confusion)
+    assert sorted(int(t.get_text()) for t in figure.axes[0].texts) == list(range(100))

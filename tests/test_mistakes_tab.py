@@ -1,0 +1,59 @@
+"""The Mistakes tab's views on a generated prediction set (no dataset, no model)."""
+
+import numpy as np
+import pytest
+
+from cifar_demo import CLASSES
+from cifar_demo.evaluate import PredictionSet
+from cifar_demo.ui import mistakes_tab
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    logits = rng.normal(size=(500, 10))
+    logits[np.arange(500), labels] += np.where(rng.random(500) < 0.7, 4.0, 0.0)  # about 70% right
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    pixels = rng.integers(0, 256, (500, 32, 32, 3), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("predictions") / "p.npz"
+    PredictionSet.from_arrays(probabilities, labels, pixels).save(path)
+    return mistakes_tab.shipped_source(path)
+
+
+def test_overview_counts_match_the_predictions(source):
+    summary, per_class, chart, confusion, grid = mistakes_tab.overview(source)
+    mistakes = int(np.sum(source.predictions != source.labels))
+    assert f"{mistakes:,} mistakes" in summary and "500 official test images" in summary
+    assert per_class["mistakes"].sum() == mistakes and per_class["images"].sum() == 500
+    table = confusion.data
+    assert list(table.columns[1:]) == list(mistakes_tab.SHORT_NAMES) and table.iloc[:, 1:].to_numpy().sum() == 500
+    assert len(grid.axes[0].texts) == 100 and chart.axes
+
+
+def test_gallery_pages_through_the_filtered_mistakes(source):
+    cat, dog = CLASSES.index("cat"), CLASSES.index("dog")
+    everything = np.flatnonzero(source.predictions != source.labels)
+    items, line, shown, page = mistakes_tab.gallery_page(source, "any", "any", "Test-set order", 0)
+    assert shown == everything[: mistakes_tab.PAGE_SIZE].tolist() and page == 0
+    assert f"of {len(everything)}" in line and "page 1 of" in line
+    image, caption = items[0]
+    assert image.shape == (32 * mistakes_tab.THUMBNAIL_SCALE,) * 2 + (3,)
+    true_name, predicted_name = CLASSES[source.labels[shown[0]]], CLASSES[source.predictions[shown[0]]]
+    assert caption.startswith(f"{true_name} → {predicted_name} (")
+    _, _, last_shown, last_page = mistakes_tab.gallery_page(source, "any", "any", "Test-set order", 999)
+    assert last_page == (len(everything) - 1) // mistakes_tab.PAGE_SIZE  # clamped to the last page
+    assert last_shown == everything[last_page * mistakes_tab.PAGE_SIZE :].tolist()
+    _, line, shown, _ = mistakes_tab.gallery_page(source, "cat", "dog", "Most confident first", 0)
+    assert all(source.labels[i] == cat and source.predictions[i] == dog for i in shown)
+    confidences = [source.probabilities[i, dog] for i in shown]
+    assert confidences == sorted(confidences, reverse=True)
+    assert "true class cat predicted dog" in line or "No mistakes" in line
+
+
+def test_opened_image_shows_the_top_three(source):
+    index = int(np.flatnonzero(source.predictions != source.labels)[0])
+    image, label, line = mistakes_tab.opened_image(source, index)
+    assert image.shape == (256, 256, 3) and len(label) == 3
+    assert max(label, key=label.get) == CLASSES[source.predictions[index]]
+    assert f"#{index}" in line
