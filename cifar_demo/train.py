@@ -2,7 +2,8 @@
 
 Writes into --out: checkpoint files every epoch (the run resumes from them when
 started again with the same settings), then model.weights.h5 (no optimizer state),
-model.config.json, history.json and metrics.json with the official test-set accuracy.
+model.config.json, history.json, model.calibration.json (the temperature fitted on the
+held-out images, when --val-size > 0) and metrics.json with the official test-set accuracy.
 """
 
 import argparse
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from cifar_demo import training
 from cifar_demo.data import load_cifar10
-from cifar_demo.evaluate import evaluate_predictor
+from cifar_demo.evaluate import calibrate, evaluate_predictor
 from cifar_demo.model import PRECISIONS
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import TrainConfig, Trainer, save_final_weights
@@ -87,10 +88,15 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     weights = save_final_weights(result, out)
-    report = evaluate_predictor(Predictor(result.model), data.x_test, data.y_test)
+    predictor = Predictor(result.model)
+    if config.val_size > 0:  # held-out images exist: fit the calibration temperature on them
+        calibration = calibrate(predictor, weights, data)
+        print(f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}", flush=True)
+    report = evaluate_predictor(predictor, data.x_test, data.y_test)
     metrics = {
         "test_accuracy": report["accuracy"],
         "per_class_accuracy": report["per_class_accuracy"],
+        "temperature": predictor.temperature,
         "steps": result.steps,
         "wall_seconds_this_session": round(time.time() - started, 1),
     }

@@ -1,12 +1,16 @@
 """The training and evaluation command lines, end to end on a tiny generated dataset."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from cifar_demo import evaluate, train
-from tests.conftest import toy_dataset
+from cifar_demo.model import build_model, scaled_widths
+from tests.conftest import REPO, toy_dataset
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +53,60 @@ def test_help(module, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     assert "usage: python -m cifar_demo." in capsys.readouterr().out
+
+
+def test_training_with_held_out_images_calibrates_and_evaluate_reports_it(toy_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = ["--data", str(toy_npz), "--out", str(out), "--epochs", "1", "--val-size", "32",
+             "--width-mult", "0.125", "--batch-size", "32"]
+    assert train.main(flags) == 0
+    calibration = json.loads((out / "model.calibration.json").read_text())
+    assert calibration["temperature"] > 0 and "32 training images held out" in calibration["fitted_on"]
+    assert json.loads((out / "metrics.json").read_text())["temperature"] == pytest.approx(calibration["temperature"], rel=1e-5)
+    capsys.readouterr()
+    weights = str(out / "model.weights.h5")
+    assert evaluate.main(["--weights", weights, "--data", str(toy_npz), "--json", "--tta", "--fit-temperature"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["temperature"] == pytest.approx(calibration["temperature"], rel=1e-3)  # same images, same fit
+    assert 0 <= report["ece"] <= 1 and 0 <= report["ece_uncalibrated"] <= 1 and 0 <= report["tta_accuracy"] <= 1
+
+
+def test_calibration_needs_held_out_images(toy_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(["--data", str(toy_npz), "--out", str(out), "--epochs", "1", "--val-size", "0",
+                       "--width-mult", "0.125", "--batch-size", "32"]) == 0
+    assert not (out / "model.calibration.json").exists()
+    weights = str(out / "model.weights.h5")
+    assert evaluate.main(["--weights", weights, "--data", str(toy_npz), "--fit-temperature"]) == 2
+    assert "no held-out images" in capsys.readouterr().err
+
+
+def test_the_command_line_resumes_after_being_killed(toy_npz, tmp_path):
+    """Killed after its first checkpoint and started again, a run ends with the same number
+    of steps (and the same weights) as one that was never interrupted."""
+    flags = ["-m", "cifar_demo.train", "--data", str(toy_npz), "--epochs", "30", "--val-size", "16",
+             "--width-mult", "0.125", "--batch-size", "16", "--seed", "5"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, *flags, "--out", str(interrupted)], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:  # the first epoch ends after its checkpoint is written
+        if line.startswith("== epoch 1 done"):
+            process.kill()
+            break
+    process.wait(60)
+    state = json.loads((interrupted / "checkpoint.json").read_text())
+    assert 1 <= state["epochs_completed"] < 30 and not (interrupted / "metrics.json").exists()
+    resumed = subprocess.run([sys.executable, *flags, "--out", str(interrupted)], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming at step" in resumed.stdout
+    straight = tmp_path / "straight"
+    assert train.main([*flags[2:], "--out", str(straight)]) == 0
+    steps = [json.loads((run / "metrics.json").read_text())["steps"] for run in (interrupted, straight)]
+    assert steps[0] == steps[1] == 30 * 5  # 80 training images / batch 16, thirty epochs
+    final = [build_model(scaled_widths(0.125)) for _ in range(2)]
+    for model, run in zip(final, (interrupted, straight)):
+        model.load_weights(run / "model.weights.h5")
+    for a, b in zip(final[0].get_weights(), final[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -2,7 +2,18 @@ import numpy as np
 import pytest
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import GRID_IMAGES, PredictionSet, confusion_matrix, per_class_accuracy, rank_mistakes, summarize
+from cifar_demo.evaluate import (
+    GRID_IMAGES,
+    PredictionSet,
+    apply_temperature,
+    confusion_matrix,
+    expected_calibration_error,
+    fit_temperature,
+    per_class_accuracy,
+    rank_mistakes,
+    reliability_bins,
+    summarize,
+)
 
 
 def test_confusion_matrix_against_a_loop_oracle():
@@ -91,3 +102,36 @@ def test_prediction_set_keeps_only_mistakes_and_the_grid_and_round_trips(tmp_pat
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(ValueError, match="not a test-predictions file"):
         PredictionSet.load(tmp_path / "bad.npz")
+
+
+def test_expected_calibration_error_against_a_loop_oracle():
+    probabilities, labels = random_probabilities(1000, seed=3)
+    confidence, predicted = probabilities.max(axis=1), probabilities.argmax(axis=1)
+    total = 0.0
+    for b in range(15):
+        low, high = b / 15, (b + 1) / 15
+        members = (confidence > low) & (confidence <= high)
+        if members.any():
+            total += members.sum() * abs(np.mean(predicted[members] == labels[members]) - confidence[members].mean())
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(total / 1000, abs=1e-6)
+    counts, _, _ = reliability_bins(probabilities, labels)
+    assert counts.sum() == 1000
+
+
+def test_temperature_fit_recovers_the_temperature_that_generated_the_labels():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(20000, 10)) * 4
+    true_temperature = 2.5
+    calibrated = np.exp(logits / true_temperature)
+    calibrated /= calibrated.sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(10, p=row) for row in calibrated])
+    overconfident = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    fitted = fit_temperature(overconfident, labels)
+    assert fitted == pytest.approx(true_temperature, rel=0.05)
+    rescaled = apply_temperature(overconfident, fitted)
+    np.testing.assert_allclose(rescaled.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(rescaled.argmax(axis=1), overconfident.argmax(axis=1))
+    assert expected_calibration_error(rescaled, labels) < expected_calibration_error(overconfident, labels) / 3
+    np.testing.assert_allclose(apply_temperature(overconfident, 1.0), overconfident, atol=1e-6)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        apply_temperature(overconfident, 0)

@@ -6,7 +6,7 @@ from PIL import Image
 
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.predictor import config_path_for
+from cifar_demo.predictor import calibration_path_for, config_path_for
 
 TINY_WIDTH_MULT = 0.125
 
@@ -79,3 +79,28 @@ def test_load_reports_missing_or_mismatched_weights(tmp_path):
 
 def test_config_path_for():
     assert config_path_for("weights/cifar10_cnn.weights.h5").name == "cifar10_cnn.config.json"
+
+
+def test_flip_tta_averages_each_image_with_its_mirror(tiny_predictor):
+    images = np.random.default_rng(5).integers(0, 256, size=(140, 32, 32, 3), dtype=np.uint8)
+    plain = tiny_predictor.predict_proba(images)
+    mirrored = tiny_predictor.predict_proba(images[:, :, ::-1].copy())
+    np.testing.assert_allclose(tiny_predictor.predict_proba(images, tta=True), (plain + mirrored) / 2, atol=1e-5)
+    symmetric = np.concatenate([images[:3, :, :16], images[:3, :, :16][:, :, ::-1]], axis=2)
+    np.testing.assert_allclose(tiny_predictor.predict_proba(symmetric, tta=True), tiny_predictor.predict_proba(symmetric), atol=1e-5)
+
+
+def test_load_applies_the_temperature_saved_beside_the_weights(tmp_path):
+    model = build_model(scaled_widths(TINY_WIDTH_MULT))
+    weights = tmp_path / "tiny.weights.h5"
+    model.save_weights(weights)
+    config_path_for(weights).write_text(json.dumps({"width_mult": TINY_WIDTH_MULT}))
+    images = np.random.default_rng(6).integers(0, 256, size=(20, 32, 32, 3), dtype=np.uint8)
+    raw = Predictor.load(weights).predict_proba(images)
+    calibration_path_for(weights).write_text(json.dumps({"temperature": 2.0}))
+    calibrated = Predictor.load(weights)
+    assert calibrated.temperature == 2.0
+    expected = np.sqrt(raw) / np.sqrt(raw).sum(axis=1, keepdims=True)  # softmax(z / 2) from softmax(z)
+    np.testing.assert_allclose(calibrated.predict_proba(images), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        Predictor(model, temperature=0)
