@@ -99,6 +99,9 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page):
     page.get_by_role("tab", name="Classify").click()
     page.locator(".gallery-item").first.click()
     page.locator("#trained-label").get_by_text("Your trained model").wait_for()
+    page.get_by_role("tab", name="Mistakes").click()
+    page.get_by_label("Your trained model").check()  # its mistakes on the (toy) test set
+    page.locator("#mistakes-summary").get_by_text("Your trained model:").wait_for()
 
 
 def test_mistakes_tab_filters_by_a_confusion_cell_and_opens_an_image(page):
