@@ -260,13 +260,17 @@ def main(argv=None):
                         "write it beside the weights (<name>.calibration.json)")
     parser.add_argument("--write-predictions", nargs="?", const="", default=None, metavar="NPZ",
                         help="also write the test-set probabilities and the mistakes' pixels for the Mistakes tab "
-                        "(default file: weights/test_predictions.npz, for the shipped weights)")
+                        "(default file, for the shipped weights only: weights/test_predictions.npz)")
     args = parser.parse_args(argv)
 
     from cifar_demo.data import load_cifar10
     from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, Predictor
 
     weights = Path(args.weights) if args.weights else SHIPPED_WEIGHTS
+    if args.write_predictions == "" and args.weights:
+        print("error: --write-predictions needs a file name for weights other than the shipped ones "
+              "(weights/test_predictions.npz belongs to the shipped weights)", file=sys.stderr)
+        return 2
     try:
         data = load_cifar10(args.data)
         predictor = Predictor.load(weights)

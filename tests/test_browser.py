@@ -110,6 +110,7 @@ def test_mistakes_tab_filters_by_a_confusion_cell_and_opens_an_image(page):
     page.locator("#confusion-table [data-testid='cell-3-6']").click()  # true cat, predicted dog
     page.locator("#mistakes-page").get_by_text("true class cat predicted dog").wait_for()
     captions = page.locator("#mistakes-gallery .caption-label")
+    assert captions.count() > 0
     assert all(text.startswith("cat → dog") for text in captions.all_inner_texts())
     page.locator("#mistakes-gallery .thumbnail-item").first.click()
     assert predicted_label(page.locator("#opened-label")) == "dog"

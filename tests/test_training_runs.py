@@ -65,6 +65,18 @@ def test_a_run_is_stopped_at_the_time_limit_keeping_what_it_learned():
     assert isinstance(finished, RunFinished) and finished.time_limited and finished.result.steps == 1
 
 
+def test_an_abandoned_run_skips_its_evaluation_and_a_waiting_start_gets_the_slot():
+    data = toy_dataset(train=256, test=20)
+    slot = TrainingSlot()
+    run = slot.start(dataclasses.replace(TINY, epochs=50), data, owner="alice")
+    run.abandon()
+    second = slot.start(TINY, data, owner="bob", wait_seconds=60)  # waits for alice's batch to end
+    events = drain(run)
+    assert isinstance(events[-1], RunFailed) and "abandoned" in events[-1].message
+    assert not any(isinstance(event, EvaluationProgress) for event in events)
+    assert isinstance(drain(second)[-1], RunFinished)
+
+
 def test_a_failure_inside_a_run_ends_it_with_a_message_and_frees_the_slot():
     data = toy_dataset(train=256, test=20)
     slot = TrainingSlot()

@@ -234,11 +234,21 @@ def build(trained_model, shipped=None):
     def revert_choice():
         return SHIPPED
 
+    def follow_model(choice_value, true_value, predicted_value, order_value, model):
+        """A newly chosen trained model replaces the old one's views, if they are showing."""
+        if choice_value != TRAINED:
+            return [gr.skip()] * 9  # summary, per-class table and chart, confusion, grid, 4 page outputs
+        return switch_model(choice_value, true_value, predicted_value, order_value, model)
+
     switched = choice.input(
         switch_model, inputs=[*filters, trained_model],
         outputs=[summary, per_class, per_class_chart, confusion, grid, *page_outputs], api_visibility="private",
     )
     switched.failure(revert_choice, outputs=choice, api_visibility="private")
+    trained_model.change(
+        follow_model, inputs=[*filters, trained_model],
+        outputs=[summary, per_class, per_class_chart, confusion, grid, *page_outputs], api_visibility="private",
+    )
     for control in (true_class, predicted_class, order):
         control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
     confusion.select(pick_cell, inputs=[choice, order, trained_model],

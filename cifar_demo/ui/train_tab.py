@@ -35,6 +35,7 @@ FROM_SCRATCH = "From scratch"
 FINE_TUNE = "Fine-tune the shipped weights"
 FINE_TUNE_LR_FACTOR = 0.1   # fine-tuning starts from a good minimum: a tenth of the peak LR
 REFRESH_SECONDS = 1.0       # at most one page update per second while a run streams
+SLOT_WAIT_SECONDS = 120     # how long a run waits for an abandoned one to wind down
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "cifar10-studio-downloads"
 DOWNLOADS_KEEP_SECONDS = 3600
 
@@ -161,7 +162,12 @@ class RunView:
             self.history["epochs"].append(dataclasses.asdict(event))
 
     def curves(self):
-        return plots.training_curves(self.history, title="Live training curves (validation on held-out training images)")
+        if self.config.init_weights:
+            # The shipped weights trained on all 50,000 images: these were not held out from them.
+            title = "Live training curves (validation images were in the shipped model's training set)"
+        else:
+            title = "Live training curves (validation on held-out training images)"
+        return plots.training_curves(self.history, title=title)
 
     def status(self):
         event = self.latest
@@ -178,11 +184,11 @@ class RunView:
         )
 
 
-def results_markdown(finished, view):
-    report = finished.report
-    result = finished.result
-    if finished.time_limited:
-        ending = "stopped at the 30-minute limit, keeping what it had learned"
+def results_markdown(outcome, view):
+    report = outcome.report
+    result = outcome.result
+    if outcome.time_limited:
+        ending = f"stopped at the {SLOT.max_seconds / 60:g}-minute limit, keeping what it had learned"
     elif result.stopped:
         ending = "stopped by you, keeping what it had learned"
     else:
@@ -268,22 +274,24 @@ def build(trained_model, tab):
             yield {status: progress_html(0, f"No data to train on. {error}", "error")}
             return
         try:
-            run = SLOT.start(config, dataset, owner=request.session_hash)
+            # The queue lets one /train through at a time; a run whose page just closed may
+            # still be finishing its last batch, so wait for it briefly.
+            run = SLOT.start(config, dataset, owner=request.session_hash, wait_seconds=SLOT_WAIT_SECONDS)
         except (RunInProgress, ValueError) as error:
             yield {status: progress_html(0, str(error), "error")}
             return
         view = RunView(config)
         yield {status: progress_html(0, f"Starting: {describe_config(config)}.")}
         last_refresh = 0.0
-        finished = False
+        ended = False
         try:
             for event in run.events():
                 if isinstance(event, RunFailed):
-                    finished = True
+                    ended = True
                     yield {status: progress_html(0, event.message, "error"), curves: view.curves()}
                     return
                 if isinstance(event, RunFinished):
-                    finished = True
+                    ended = True
                     yield finish(event, view)
                     return
                 if isinstance(event, EvaluationProgress):
@@ -296,26 +304,26 @@ def build(trained_model, tab):
                     last_refresh = now
                     yield {status: view.status(), curves: view.curves()}
         finally:
-            if not finished:  # the page was closed or the request cancelled: free the server
-                run.stop()
+            if not ended:  # the page was closed or the request cancelled: free the server
+                run.abandon()
 
-    def finish(finished, view):
-        report = finished.report
-        x_test = load_data().x_test[:GRID_IMAGES]
-        y_test = load_data().y_test[:GRID_IMAGES]
+    def finish(outcome, view):
+        report = outcome.report
+        dataset = load_data()
+        x_test, y_test = dataset.x_test[:GRID_IMAGES], dataset.y_test[:GRID_IMAGES]
         model = TrainedModel(
-            finished.predictor, f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy", finished.probabilities
+            outcome.predictor, f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy", outcome.probabilities
         )
         return {
-            status: progress_html(1, "Done." if not finished.result.stopped else "Stopped; evaluated what it had learned.", "done"),
+            status: progress_html(1, "Done." if not outcome.result.stopped else "Stopped; evaluated what it had learned.", "done"),
             curves: view.curves(),
-            results: results_markdown(finished, view),
+            results: results_markdown(outcome, view),
             confusion: gr.update(value=plots.confusion_matrix_figure(
                 np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images"), visible=True),
             grid: gr.update(value=plots.prediction_grid(
-                x_test, y_test, np.argmax(finished.probabilities[:GRID_IMAGES], axis=1),
+                x_test, y_test, np.argmax(outcome.probabilities[:GRID_IMAGES], axis=1),
                 title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),
-            downloads: gr.update(value=save_downloads(finished.result), visible=True),
+            downloads: gr.update(value=save_downloads(outcome.result), visible=True),
             use_button: gr.update(visible=True),
             candidate: model,
         }

@@ -63,6 +63,7 @@ class ActiveRun:
         self.owner = owner
         self.latest: Optional[BatchEnded] = None
         self.time_limited = False
+        self.abandoned = False      # nobody is watching: skip the test-set evaluation
         self._data = data
         self._on_done = on_done
         self._max_seconds = max_seconds
@@ -74,6 +75,11 @@ class ActiveRun:
         self._thread.start()
 
     def stop(self):
+        self._trainer.stop()
+
+    def abandon(self):
+        """Stops the run and skips its test evaluation: the page that started it is gone."""
+        self.abandoned = True
         self._trainer.stop()
 
     def join(self, timeout=None):
@@ -111,8 +117,12 @@ class ActiveRun:
         self._queue.put(event)
 
     def _work(self):
+        final = RunFailed("The run ended unexpectedly.")
         try:
             result = self._trainer.run(self._data)
+            if self.abandoned:
+                final = RunFailed("The run was abandoned.")
+                return
             predictor = Predictor(result.model)
             x_test, y_test = self._data.x_test, self._data.y_test
             chunks = []
@@ -124,10 +134,11 @@ class ActiveRun:
             final = RunFinished(result, predictor, report, probabilities, self.time_limited)
         except Exception as error:  # any failure ends this run only; the server keeps serving
             final = RunFailed(failure_message(error))
-        # The slot is free before the last event arrives, so the next person in the queue,
-        # whose turn starts when this stream ends, never finds it taken.
-        self._on_done(self)
-        self._queue.put(final)
+        finally:
+            # The slot is free before the last event arrives, so the next person in the
+            # queue, whose turn starts when this stream ends, never finds it taken.
+            self._on_done(self)
+            self._queue.put(final)
 
 
 class TrainingSlot:
@@ -135,15 +146,16 @@ class TrainingSlot:
 
     def __init__(self, max_seconds=MAX_RUN_SECONDS):
         self.max_seconds = max_seconds
-        self._guard = threading.Lock()
+        self._guard = threading.Condition()
         self._active: Optional[ActiveRun] = None
 
-    def start(self, config, data, owner):
-        """Starts a run for `owner`; raises RunInProgress while another one holds the slot
-        and ValueError for a bad config."""
+    def start(self, config, data, owner, wait_seconds=0.0):
+        """Starts a run for `owner`. While another run holds the slot, waits up to
+        `wait_seconds` for it to end (a stopped run finishes its batch first), then raises
+        RunInProgress. ValueError for a bad config."""
         config.validate()
         with self._guard:
-            if self._active is not None:
+            if not self._guard.wait_for(lambda: self._active is None, timeout=wait_seconds):
                 raise RunInProgress(self._active.describe())
             run = ActiveRun(config, data, owner, self._release, self.max_seconds)
             self._active = run
@@ -169,10 +181,11 @@ class TrainingSlot:
         with self._guard:
             if self._active is run:
                 self._active = None
+                self._guard.notify_all()
 
 
 def format_duration(seconds):
-    """12 -> '12 s', 75 -> '1:15 min', 3700 -> '1 h 02 min'."""
+    """12 -> '12 s', 75 -> '1:15 min', 3700 -> '1 h 01 min'."""
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
         return f"{seconds} s"
