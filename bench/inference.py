@@ -2,8 +2,8 @@
 
     python bench/inference.py [--weights PATH] [--repeats 200]
 
-Prints p50/p90 latency of Predictor.classify on one 32x32 image against plain
-`model.predict` on the same image, and predict_proba throughput on the official
+Prints p50/p90 latency of Predictor.classify on one 32x32 image, with and without
+horizontal-flip test-time augmentation, against plain `model.predict` on the same image, and predict_proba throughput on the official
 test set (10,000 images; random images of the same shape when CIFAR-10 is absent).
 """
 
@@ -51,8 +51,10 @@ def main():
     batch_of_one = one[None].astype("float32")
 
     predictor.classify(one)
-    predictor.model.predict(batch_of_one, verbose=0)  # both paths warmed up before timing
+    predictor.classify(one, tta=True)
+    predictor.model.predict(batch_of_one, verbose=0)  # every path warmed up before timing
     classify_p50, classify_p90 = percentiles(time_calls(lambda: predictor.classify(one), args.repeats))
+    tta_p50, tta_p90 = percentiles(time_calls(lambda: predictor.classify(one, tta=True), args.repeats))
     predict_p50, predict_p90 = percentiles(
         time_calls(lambda: predictor.model.predict(batch_of_one, verbose=0), max(20, args.repeats // 4))
     )
@@ -63,6 +65,7 @@ def main():
     print(f"one 32x32 image, {args.repeats} calls each (ms):")
     print(f"  {'method':<28}{'p50':>8}{'p90':>8}")
     print(f"  {'Predictor.classify':<28}{classify_p50:8.2f}{classify_p90:8.2f}")
+    print(f"  {'Predictor.classify, flip TTA':<28}{tta_p50:8.2f}{tta_p90:8.2f}")
     print(f"  {'model.predict':<28}{predict_p50:8.2f}{predict_p90:8.2f}")
     print(f"  speed-up at p50: {predict_p50 / classify_p50:.1f}x")
     print(f"predict_proba on {len(images)} images ({source}): {seconds:.1f} s, {len(images) / seconds:.0f} images/s")
