@@ -3,8 +3,9 @@
     python bench/inference.py [--weights PATH] [--repeats 200]
 
 Prints p50/p90 latency of Predictor.classify on one 32x32 image, with and without
-horizontal-flip test-time augmentation, against plain `model.predict` on the same image, and predict_proba throughput on the official
-test set (10,000 images; random images of the same shape when CIFAR-10 is absent).
+horizontal-flip test-time augmentation, against plain `model.predict` on the same
+image, and predict_proba throughput on the official test set (10,000 images; random
+images of the same shape when CIFAR-10 is absent).
 """
 
 import argparse
