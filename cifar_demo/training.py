@@ -119,8 +119,8 @@ def preset(name, **changes):
 PRESETS = {
     # about 2 minutes including the test-set evaluation; at least 55% test accuracy
     "Quick": TrainConfig(epochs=3, train_size=16000, val_size=1000, width_mult=0.25, batch_size=128, augment=False),
-    # about 10 minutes
-    "Standard": TrainConfig(epochs=4, train_size=30000, val_size=2000, width_mult=1.0, batch_size=128),
+    # about 10 minutes: 100,000 full-width images at the engine's ~165 images/s in bf16 here
+    "Standard": TrainConfig(epochs=4, train_size=25000, val_size=2000, width_mult=1.0, batch_size=128),
 }
 
 
