@@ -51,10 +51,9 @@ def shipped_source(path=SHIPPED_TEST_PREDICTIONS):
 
 def trained_source(model):
     """The session's model, with the official test images of the dataset it trained on."""
-    test_images = train_tab.load_data().x_test
-    labels = train_tab.load_data().y_test
+    dataset = train_tab.load_data()
     probabilities = model.test_probabilities
-    return Source(TRAINED, probabilities, labels, np.argmax(probabilities, axis=1), lambda index: test_images[index])
+    return Source(TRAINED, probabilities, dataset.y_test, np.argmax(probabilities, axis=1), lambda index: dataset.x_test[index])
 
 
 def class_index(name):
