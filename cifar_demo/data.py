@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 
 ENV_VAR = "CIFAR10_PATH"
+# The fixed sample of training images the Data tab opens with (`--write-sample`).
+SHIPPED_SAMPLE = Path(__file__).resolve().parent.parent / "weights" / "train_sample.npz"
+SAMPLE_PER_CLASS = 10       # images per class in a sample: the blog's 10x10 grid
+NUM_CLASSES = 10
 BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH_FILE = "test_batch"
 
@@ -124,6 +128,79 @@ def _checked(x_train, y_train, x_test, y_test, source):
     )
 
 
+@dataclass(frozen=True)
+class DataSample:
+    """A few real training images and what describes the whole dataset, small enough to
+    ship: the Data tab opens with it before (or without) any download."""
+
+    images: np.ndarray        # uint8 (N, 32, 32, 3), grouped by class in class order
+    labels: np.ndarray        # uint8 (N,)
+    indices: np.ndarray       # int64 (N,): positions in the official training set
+    train_counts: np.ndarray  # int64 (10,): training images per class, all 50,000
+    test_counts: np.ndarray   # int64 (10,): test images per class, all 10,000
+    mean: np.ndarray          # float64 (3,): per-channel mean of the training pixels, 0..255
+    std: np.ndarray           # float64 (3,): per-channel population std of the same, 0..255
+
+    def save(self, path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **{name: getattr(self, name) for name in self.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path=SHIPPED_SAMPLE):
+        """Reads a sample written by `save`; ValueError naming the file when it is not one."""
+        try:
+            with np.load(path) as archive:
+                return cls(**{name: archive[name] for name in cls.__dataclass_fields__})
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"{path} is not a CIFAR-10 sample written by `python -m cifar_demo.data --write-sample` ({error})") from None
+
+
+def sample_indices(labels, rng, per_class=SAMPLE_PER_CLASS):
+    """`per_class` random positions of each class without repeats, grouped in class order."""
+    labels = np.asarray(labels).reshape(-1)
+    chosen = []
+    for label in range(NUM_CLASSES):
+        members = np.flatnonzero(labels == label)
+        if len(members) < per_class:
+            raise ValueError(f"class {label} has {len(members)} images, fewer than the {per_class} asked for")
+        chosen.append(np.sort(rng.choice(members, size=per_class, replace=False)))
+    return np.concatenate(chosen).astype(np.int64)
+
+
+def class_counts(labels):
+    """Images per class, for all ten classes (zeros included)."""
+    return np.bincount(np.asarray(labels).reshape(-1), minlength=NUM_CLASSES).astype(np.int64)
+
+
+def channel_statistics(images, chunk=5000):
+    """Per-channel mean and population standard deviation of uint8 images on the 0..255
+    scale, accumulated in float64 chunks so 50,000 images never become a 1.2 GB array."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or not len(images):
+        raise ValueError(f"images must be a non-empty (N, H, W, 3) array, got shape {images.shape}")
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    for start in range(0, len(images), chunk):
+        pixels = images[start : start + chunk].reshape(-1, 3).astype(np.float64)
+        total += pixels.sum(axis=0)
+        squares += np.square(pixels).sum(axis=0)
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    return mean, np.sqrt(np.maximum(0.0, squares / count - np.square(mean)))
+
+
+def make_sample(data, seed=0, per_class=SAMPLE_PER_CLASS):
+    """A DataSample of `data`: `per_class` random training images of each class and the
+    whole dataset's class counts and channel statistics."""
+    indices = sample_indices(data.y_train, np.random.default_rng(seed), per_class)
+    mean, std = channel_statistics(data.x_train)
+    return DataSample(
+        images=data.x_train[indices], labels=data.y_train[indices], indices=indices,
+        train_counts=class_counts(data.y_train), test_counts=class_counts(data.y_test), mean=mean, std=std,
+    )
+
+
 def write_examples(data, out_dir, per_class=1):
     """Saves the first `per_class` official test images of each class as PNGs named
     `<test index>_<class>.png`: the only part of the dataset the repository ships."""
@@ -145,9 +222,12 @@ def write_examples(data, out_dir, per_class=1):
 def main(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cifar_demo.data", description="Check the CIFAR-10 copy and write the app's example images.")
+    parser = argparse.ArgumentParser(prog="python -m cifar_demo.data", description="Check the CIFAR-10 copy and write the app's example images and training sample.")
     parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
     parser.add_argument("--write-examples", metavar="DIR", default=None, help="write one official test image per class as PNG into DIR")
+    parser.add_argument("--write-sample", metavar="NPZ", default=None,
+                        help=f"write {SAMPLE_PER_CLASS} random training images per class, the class counts and the channel statistics (the Data tab's {SHIPPED_SAMPLE.name})")
+    parser.add_argument("--seed", type=int, default=0, help="which random sample --write-sample draws (default 0)")
     args = parser.parse_args(argv)
     try:
         data = load_cifar10(args.data)
@@ -158,6 +238,11 @@ def main(argv=None):
     if args.write_examples:
         for path in write_examples(data, args.write_examples):
             print(f"wrote {path}")
+    if args.write_sample:
+        sample = make_sample(data, seed=args.seed)
+        sample.save(args.write_sample)
+        print(f"wrote {args.write_sample}: {len(sample.images)} training images (indices {sample.indices[:3].tolist()}...), "
+              f"mean {sample.mean.round(4).tolist()}, std {sample.std.round(4).tolist()}")
     return 0
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cifar_demo import CLASSES
+from cifar_demo.evaluate import apply_temperature, expected_calibration_error, reliability_bins
 
 
 def training_curves(history, title="Training curves"):
@@ -71,31 +72,90 @@ def per_class_accuracy_figure(per_class, title="Accuracy per class"):
 
 
 def prediction_grid(images, labels, predictions, title="Test predictions (wrong ones in red)"):
-    """The blog's 10x10 grid: each image titled with its predicted class, red when wrong.
+    """The blog's 10x10 grid of test predictions: each image titled with its predicted
+    class, in red when it is wrong."""
+    if len(images) != len(labels) or len(images) != len(predictions):
+        raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(predictions)} predictions must match")
+    wrong = [int(label) != int(prediction) for label, prediction in zip(labels, predictions)]
+    return image_grid(images, [CLASSES[int(p)] for p in predictions], title, highlighted=wrong)
+
+
+def image_grid(images, titles, title, highlighted=None, columns=10):
+    """The blog's grid: 32x32 images in rows of `columns`, each titled; titles of
+    `highlighted` images in bold red.
 
     Drawn as one mosaic in one axes with a text label per cell: a hundred separate axes
     look the same but cost seconds of layout, too slow for a page that should open at once.
     """
     images = np.asarray(images)
-    if len(images) != len(labels) or len(images) != len(predictions):
-        raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(predictions)} predictions must match")
-    columns, cell, gap, title_band = 10, 32, 4, 12  # pixels of the mosaic
+    if len(images) != len(titles):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    highlighted = [False] * len(images) if highlighted is None else list(highlighted)
+    cell, gap, title_band = 32, 4, 12  # pixels of the mosaic
     rows = max(1, int(np.ceil(len(images) / columns)))
     pitch_x, pitch_y = cell + gap, cell + gap + title_band
     mosaic = np.full((rows * pitch_y, columns * pitch_x, 3), 255, dtype=np.uint8)
     figure = Figure(figsize=(columns * 1.05, rows * 1.3 + 0.4))
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (rows * 1.3 + 0.4))
     axis = figure.subplots()
-    for position, (image, label, prediction) in enumerate(zip(images, labels, predictions)):
+    for position, (image, text, marked) in enumerate(zip(images, titles, highlighted)):
         row, col = divmod(position, columns)
         top, left = row * pitch_y + title_band, col * pitch_x + gap // 2
         mosaic[top : top + cell, left : left + cell] = image
-        wrong = int(label) != int(prediction)
-        axis.text(left + cell / 2, top - 2, CLASSES[int(prediction)], ha="center", va="bottom", fontsize=8,
-                  color="red" if wrong else "black", fontweight="bold" if wrong else "normal")
+        axis.text(left + cell / 2, top - 2, text, ha="center", va="bottom", fontsize=8,
+                  color="red" if marked else "black", fontweight="bold" if marked else "normal")
     axis.imshow(mosaic, interpolation="nearest")
     axis.axis("off")
     figure.suptitle(title)
+    return figure
+
+
+def class_balance_figure(train_counts, test_counts, title="Images per class"):
+    """Side-by-side bars of the training and test images of each class."""
+    train_counts, test_counts = np.asarray(train_counts), np.asarray(test_counts)
+    if train_counts.shape != (len(CLASSES),) or test_counts.shape != (len(CLASSES),):
+        raise ValueError(f"counts must have one entry per class, got {train_counts.shape} and {test_counts.shape}")
+    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    axis = figure.subplots()
+    positions = np.arange(len(CLASSES))
+    for offset, counts, name, colour in ((-0.2, train_counts, "train", "tab:blue"), (0.2, test_counts, "test", "tab:orange")):
+        bars = axis.bar(positions + offset, counts, width=0.4, label=f"{name} ({counts.sum():,})", color=colour)
+        axis.bar_label(bars, labels=[f"{c:,}" for c in counts], fontsize=7, padding=2, rotation=90)
+    axis.set_xticks(positions, CLASSES, rotation=45, ha="right")
+    axis.set(ylabel="images", title=title, ylim=(0, max(1, train_counts.max(), test_counts.max()) * 1.25))
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(loc="upper right", ncols=2)
+    return figure
+
+
+def reliability_diagram(probabilities, labels, temperature, bins=15, title="Calibration: confidence vs accuracy"):
+    """Two reliability diagrams side by side: the network's own probabilities (N, 10) and
+    the same after dividing the logits by `temperature`, each bar the accuracy of the
+    images whose top-class confidence falls in that bin. Bars under the diagonal are
+    overconfident. (From calibrated probabilities, pass apply_temperature(p, 1 / T).)"""
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    labels = np.asarray(labels).reshape(-1)
+    if probabilities.ndim != 2 or len(probabilities) != len(labels):
+        raise ValueError(f"probabilities (N, classes) and labels (N,) must match, got {probabilities.shape} and {labels.shape}")
+    panels = [("network's own (T = 1)", probabilities),
+              (f"calibrated (T = {temperature:.3f})", apply_temperature(probabilities, temperature))]
+    edges = np.linspace(0, 1, bins + 1)
+    figure = Figure(figsize=(10, 4.4), layout="constrained")
+    for axis, (name, values) in zip(figure.subplots(1, 2, sharey=True), panels):
+        counts, mean_confidence, accuracy = reliability_bins(values, labels, bins)
+        filled = counts > 0
+        axis.bar(edges[:-1][filled], accuracy[filled], width=1 / bins, align="edge", color="tab:blue",
+                 edgecolor="white", label="accuracy")
+        axis.bar(edges[:-1][filled], (mean_confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / bins,
+                 align="edge", color="tab:red", alpha=0.3, label="gap to mean confidence")
+        axis.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+        ece = expected_calibration_error(values, labels, bins)
+        axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)",
+                 title=f"{name}: ECE {ece * 100:.2f}%")
+        axis.grid(alpha=0.3)
+    figure.axes[0].set_ylabel("accuracy")
+    figure.axes[0].legend(loc="upper left")
+    figure.suptitle(f"{title} ({len(labels):,} images, {bins} bins)")
     return figure
 
 

@@ -114,3 +114,25 @@ def test_mistakes_tab_filters_by_a_confusion_cell_and_opens_an_image(page):
     assert all(text.startswith("cat → dog") for text in captions.all_inner_texts())
     page.locator("#mistakes-gallery .thumbnail-item").first.click()
     assert predicted_label(page.locator("#opened-label")) == "dog"
+
+
+def test_data_tab_shows_the_grid_and_the_augmentation_preview(page):
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#data-grid img").wait_for()
+    preview = page.locator("#augmentation-preview img")
+    preview.wait_for()
+    first = preview.get_attribute("src")
+    thumbnail = page.locator("#class-gallery .thumbnail-item").nth(2)
+    index = thumbnail.locator(".caption-label").inner_text().strip()  # "#<training index>"
+    thumbnail.click()  # another image to preview
+    caption = page.locator("#preview-caption")
+    caption.get_by_text(f"Training image {index}, seed 0").wait_for()
+    page.wait_for_function("src => document.querySelector('#augmentation-preview img').src !== src", arg=first)
+    shown = preview.get_attribute("src")
+    page.locator("#new-draw").click()
+    caption.get_by_text(f"Training image {index}, seed 1").wait_for()  # the same image, drawn again
+    page.wait_for_function("src => document.querySelector('#augmentation-preview img').src !== src", arg=shown)
+    grid = page.locator("#data-grid img").get_attribute("src")
+    page.locator("#shuffle").click()  # the app's data is the generated toy set: no download
+    page.locator("#shuffle-line").get_by_text("Drawn at random").wait_for()
+    assert page.locator("#data-grid img").get_attribute("src") != grid

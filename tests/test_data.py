@@ -7,7 +7,10 @@ import pytest
 from PIL import Image
 
 from cifar_demo import CLASSES
-from cifar_demo.data import load_cifar10, write_examples
+from cifar_demo.data import (
+    SHIPPED_SAMPLE, DataSample, channel_statistics, class_counts, load_cifar10, make_sample, sample_indices, write_examples,
+)
+from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from tests.conftest import cifar10_path, requires_cifar10, toy_dataset
 
 
@@ -88,3 +91,65 @@ def test_real_dataset_matches_its_published_facts():
     assert data.y_train[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
     assert data.y_test[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
     assert np.bincount(data.y_test).tolist() == [1000] * 10
+
+
+def test_sample_indices_draw_each_class_evenly_without_repeats():
+    labels = np.random.default_rng(0).integers(0, 10, 400)
+    indices = sample_indices(labels, np.random.default_rng(1), per_class=7)
+    assert len(indices) == 70 and len(set(indices.tolist())) == 70
+    np.testing.assert_array_equal(labels[indices], np.repeat(np.arange(10), 7))  # grouped in class order
+    np.testing.assert_array_equal(indices, sample_indices(labels, np.random.default_rng(1), per_class=7))
+    assert not np.array_equal(indices, sample_indices(labels, np.random.default_rng(2), per_class=7))
+
+
+def test_sample_indices_refuse_a_class_with_too_few_images():
+    labels = np.repeat(np.arange(10), 5)
+    with pytest.raises(ValueError, match="class 0 has 5 images"):
+        sample_indices(labels, np.random.default_rng(0), per_class=6)
+
+
+def test_class_counts_and_channel_statistics_match_numpy():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (23, 8, 6, 3), dtype=np.uint8)
+    labels = rng.integers(0, 9, 23)  # class 9 absent: still counted, as 0
+    np.testing.assert_array_equal(class_counts(labels), [np.sum(labels == k) for k in range(10)])
+    mean, std = channel_statistics(images, chunk=5)  # chunks that do not divide 23
+    pixels = images.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, pixels.std(axis=0), rtol=1e-9)
+    with pytest.raises(ValueError, match="non-empty"):
+        channel_statistics(np.zeros((0, 32, 32, 3), np.uint8))
+
+
+def test_a_sample_round_trips_through_its_file(tmp_path):
+    data = toy_dataset(train=300, test=40)
+    sample = make_sample(data, seed=5, per_class=3)
+    np.testing.assert_array_equal(sample.images, data.x_train[sample.indices])
+    np.testing.assert_array_equal(sample.train_counts, class_counts(data.y_train))
+    sample.save(tmp_path / "s.npz")
+    loaded = DataSample.load(tmp_path / "s.npz")
+    for name in DataSample.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(sample, name))
+    (tmp_path / "bad.npz").write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="--write-sample"):
+        DataSample.load(tmp_path / "bad.npz")
+
+
+def test_shipped_sample_holds_ten_training_images_per_class_and_the_whole_set_statistics():
+    sample = DataSample.load(SHIPPED_SAMPLE)
+    assert sample.images.shape == (100, 32, 32, 3) and sample.images.dtype == np.uint8
+    np.testing.assert_array_equal(sample.labels, np.repeat(np.arange(10), 10))
+    assert len(set(sample.indices.tolist())) == 100 and sample.indices.max() < 50_000
+    np.testing.assert_array_equal(sample.train_counts, [5000] * 10)
+    np.testing.assert_array_equal(sample.test_counts, [1000] * 10)
+    # The statistics measured on the data agree with the constants the model normalises with.
+    np.testing.assert_allclose(sample.mean, CIFAR10_MEAN, atol=1e-3)
+    np.testing.assert_allclose(sample.std, CIFAR10_STD, atol=1e-3)
+
+
+@requires_cifar10
+def test_shipped_sample_is_real_training_images():
+    data = load_cifar10(cifar10_path())
+    sample = DataSample.load(SHIPPED_SAMPLE)
+    np.testing.assert_array_equal(sample.images, data.x_train[sample.indices])
+    np.testing.assert_array_equal(sample.labels, data.y_train[sample.indices])

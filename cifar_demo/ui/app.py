@@ -6,7 +6,7 @@ import os
 import gradio as gr
 
 from cifar_demo.predictor import SHIPPED_METRICS, Predictor
-from cifar_demo.ui import classify_tab, mistakes_tab, train_tab
+from cifar_demo.ui import classify_tab, data_tab, mistakes_tab, train_tab
 
 TITLE = "CIFAR-10 Studio"
 CSS = """
@@ -47,6 +47,8 @@ def build_app(predictor=None):
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_tab.build(predictor, trained_model)
+            with gr.Tab("Data", id="data"):
+                data_tab.build()
             with gr.Tab("Mistakes", id="mistakes"):
                 mistakes_tab.build(trained_model)
             with gr.Tab("Train", id="train") as train:

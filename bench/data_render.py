@@ -1,0 +1,60 @@
+"""Server-side cost of the Data tab's first render, and of a "New draw" click.
+
+    python bench/data_render.py [--repeats 5]
+
+The first render is everything the tab shows when it opens: reading
+weights/train_sample.npz, the blog's grid of 100 training images, the class balance
+chart (both drawn to PNG, as gr.Plot does), the statistics table, the first class page
+and the augmentation preview. The app computes it once while it is built; this times
+that work (median and worst of --repeats runs), then one augmentation preview.
+"""
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cifar_demo import data, plots  # noqa: E402
+from cifar_demo.ui import data_tab  # noqa: E402
+
+
+def first_render():
+    sample = data.DataSample.load()
+    figures = (
+        data_tab.sample_grid(sample.images, sample.labels, "100 training images"),
+        plots.class_balance_figure(sample.train_counts, sample.test_counts),
+    )
+    for figure in figures:
+        figure.savefig(io.BytesIO(), format="png")  # what gr.Plot does with it
+    data_tab.statistics_table(sample)
+    _, _, shown, _ = data_tab.class_page("airplane", 0, sample, use_full=False)
+    data_tab.preview_views(*shown[0], seed=0)
+    return sample
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    seconds = []
+    for _ in range(max(1, args.repeats)):
+        start = time.perf_counter()
+        sample = first_render()
+        seconds.append(time.perf_counter() - start)
+    print(f"first render (sample, grid and balance chart drawn to PNG, table, class page, preview): "
+          f"median {statistics.median(seconds) * 1000:.0f} ms, worst {max(seconds) * 1000:.0f} ms, "
+          f"first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
+    draws = []
+    for seed in range(max(1, args.repeats)):
+        start = time.perf_counter()
+        data_tab.preview_views(int(sample.indices[0]), sample.images[0], seed)
+        draws.append(time.perf_counter() - start)
+    print(f"New draw (16 augmented versions + mosaic): median {statistics.median(draws) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
