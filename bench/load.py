@@ -11,10 +11,8 @@ stops it afterwards through /stop_training. Everything stops by itself.
 """
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,25 +25,7 @@ sys.path.insert(0, str(REPO))
 from gradio_client import Client, handle_file  # noqa: E402
 
 from cifar_demo.ui.classify_tab import example_paths  # noqa: E402
-
-
-def start_app():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit("app.py did not start")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, f"http://127.0.0.1:{port}/"
-        except OSError:
-            time.sleep(0.5)
+from cifar_demo.ui.local_server import start_app, stop_app  # noqa: E402
 
 
 def hammer(url, clients, seconds):
@@ -102,7 +82,8 @@ def main():
     if args.clients < 1 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be positive and --seconds within 1..600")
 
-    process, url = start_app()
+    log = tempfile.NamedTemporaryFile(prefix="cifar10-studio-load-", suffix=".log", delete=False)
+    process, url = start_app(log.name)
     try:
         print(f"app at {url}; {args.clients} clients x {args.seconds:g} s per phase", flush=True)
         latencies, errors = hammer(url, args.clients, args.seconds)
@@ -123,8 +104,7 @@ def main():
             trainer.predict(api_name="/stop_training")
             job.result(timeout=300)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_app(process)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def training_curves(history, title="Training curves"):
     accuracy_axis.set(xlabel="step", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
-        axis.legend()
+        if steps or epochs:
+            axis.legend()
     figure.suptitle(title)
     return figure
 

@@ -1,16 +1,13 @@
 """Shared fixtures: generated data for fast tests, and the real app on a free port."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cifar_demo.data import Cifar10
+from cifar_demo.ui.local_server import AppFailedToStart, start_app, stop_app
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar10" / "cifar10.npz"
@@ -52,48 +49,30 @@ def toy_data():
     return toy_dataset()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Starts `python app.py` (the real app, shipped weights) and yields its URL.
+def app_server(tmp_path_factory):
+    """Starts `python app.py` (the real app, shipped weights); yields (URL, log path).
 
     Its training data is a generated toy set (CIFAR10_PATH points at it), so runs
     started by the tests take seconds and never need the real dataset.
     """
-    port = free_port()
     folder = tmp_path_factory.mktemp("app")
-    log_path = folder / "app.log"
     toy = toy_dataset(train=1500, test=300, seed=1)
     np.savez(folder / "toy_cifar10.npz", x_train=toy.x_train, y_train=toy.y_train, x_test=toy.x_test, y_test=toy.y_test)
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
-               CIFAR10_PATH=str(folder / "toy_cifar10.npz"))
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
+    log_path = folder / "app.log"
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not serve within 180 s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
+        process, url = start_app(log_path, CIFAR10_PATH=str(folder / "toy_cifar10.npz"))
+    except AppFailedToStart as error:
+        pytest.fail(str(error))
+    try:
+        yield url, log_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_app(process)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server):
+    return app_server[0]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -1,6 +1,7 @@
 """The real page in headless Chromium (Debian's /usr/bin/chromium driven by Playwright)."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,11 @@ def page(browser, app_url, request):
     page.get_by_role("tab", name="Classify").first.wait_for()
     yield page
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
+    if report is not None and report.failed and not page.is_closed():
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    page.close()
+    if not page.is_closed():
+        page.close()
 
 
 def predicted_label(scope):
@@ -74,7 +76,7 @@ def test_draw_strokes_and_see_a_label(page):
     assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
 
 
-def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page):
+def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_server):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("Custom").check()
     page.get_by_text("Settings (editable with Custom)").click()
@@ -102,6 +104,26 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page):
     page.get_by_role("tab", name="Mistakes").click()
     page.get_by_label("Your trained model").check()  # its mistakes on the (toy) test set
     page.locator("#mistakes-summary").get_by_text("Your trained model:").wait_for()
+
+    # Another browser session never sees this model...
+    other = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        other.goto(app_server[0])
+        other.locator(".gallery-item").first.click()
+        predicted_label(other)
+        assert not other.locator("#trained-label").is_visible()
+        other.get_by_role("tab", name="Mistakes").click()
+        other.get_by_label("Your trained model").check()
+        other.get_by_text("Train a model in the Train tab").first.wait_for()  # refused, with the reason
+    finally:
+        other.close()
+    # ...and the model is freed as soon as its page closes.
+    page.close()
+    log_path = app_server[1]
+    deadline = time.monotonic() + 30
+    while "freed the trained model of a closed session" not in log_path.read_text():
+        assert time.monotonic() < deadline, "the closed session's model was not freed"
+        time.sleep(0.5)
 
 
 def test_mistakes_tab_filters_by_a_confusion_cell_and_opens_an_image(page):

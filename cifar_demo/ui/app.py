@@ -9,6 +9,13 @@ from cifar_demo.predictor import SHIPPED_METRICS, Predictor
 from cifar_demo.ui import classify_tab, data_tab, mistakes_tab, train_tab
 
 TITLE = "CIFAR-10 Studio"
+# Gradio's queue: every event waits in it; beyond QUEUE_SIZE waiting events a new one is
+# refused with "queue full" instead of piling up. Events run QUEUE_CONCURRENCY at a time
+# unless they set their own limit (/train runs one at a time).
+QUEUE_SIZE = 64
+QUEUE_CONCURRENCY = 4
+MAX_UPLOAD = "20mb"         # larger uploads are refused before they reach any handler
+CACHE_CLEANUP = (3600, 3600)  # seconds: every hour, delete uploads and outputs older than an hour
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
@@ -36,14 +43,14 @@ def shipped_accuracy_note():
 def build_app(predictor=None):
     """Builds the UI around `predictor` (the shipped weights when None)."""
     predictor = predictor if predictor is not None else Predictor.load()
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
             "A 9-layer convolutional network that sorts 32x32 images into CIFAR-10's ten classes: "
             "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck." + shipped_accuracy_note()
         )
         # The model this browser session trained and chose to use; never shared between sessions.
-        trained_model = gr.State()
+        trained_model = gr.State(delete_callback=train_tab.free_trained_model)
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_tab.build(predictor, trained_model)
@@ -53,17 +60,28 @@ def build_app(predictor=None):
                 mistakes_tab.build(trained_model)
             with gr.Tab("Train", id="train") as train:
                 train_tab.build(trained_model, train)
+
+        def free_session(request: gr.Request):
+            """Drops a closed page's state (its trained model above all) at once: Gradio
+            would keep it for an hour after the page closes, and a model holds megabytes."""
+            demo.state_holder.delete_state(request.session_hash)
+
+        demo.unload(free_session)
+    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
 def launch_settings():
-    """Keyword arguments for `demo.launch()`, fit for a public Space."""
+    """Keyword arguments for `demo.launch()`, fit for a public Space: no share link, no
+    folder served beyond Gradio's own cache (no allowed_paths), an upload size limit, and
+    only the messages the app raises on purpose (gr.Error) shown to users, never the text
+    of an unexpected exception (it can name files and internals)."""
     return {
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        "max_file_size": "20mb",
+        "max_file_size": MAX_UPLOAD,
         "share": False,
-        "show_error": True,
+        "show_error": False,
         "css": CSS,
         "theme": gr.themes.Soft(),
     }

@@ -40,6 +40,19 @@ class UploadedImage(gr.Image):
         return payload.path
 
 
+class DrawingCanvas(gr.Sketchpad):
+    """gr.Sketchpad whose unreadable payloads (only possible through the API: a file that
+    is not an image as the drawing) end in a message instead of a generic server error."""
+
+    is_template = True  # keeps gr.Sketchpad's front end
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError):
+            raise gr.Error("The drawing is not an image that can be read.", title="Cannot read this drawing") from None
+
+
 def example_paths():
     """The shipped example images (real CIFAR-10 test images), sorted by file name."""
     return sorted(str(path) for path in Path(EXAMPLES_DIR).glob("*.png"))
@@ -103,7 +116,7 @@ def build(predictor, trained_model):
                     if examples:
                         gr.Examples(examples=examples, inputs=upload, label="CIFAR-10 test images: click one")
                 with gr.Tab("Draw", id="draw") as draw_tab:
-                    sketch = gr.Sketchpad(
+                    sketch = DrawingCanvas(
                         image_mode="RGB",
                         type="numpy",
                         canvas_size=(CANVAS_SIZE, CANVAS_SIZE),

@@ -7,6 +7,7 @@ page updates. The trained model lives in the person's session state only.
 
 import dataclasses
 import html
+import logging
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,7 @@ REFRESH_SECONDS = 1.0       # at most one page update per second while a run str
 SLOT_WAIT_SECONDS = 120     # how long a run waits for an abandoned one to wind down
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "cifar10-studio-downloads"
 DOWNLOADS_KEEP_SECONDS = 3600
+LOG = logging.getLogger(__name__)
 
 # What the Custom form accepts: wide enough to experiment, narrow enough that one person's
 # run cannot occupy a shared server for hours (runs also stop after 30 minutes). Checked
@@ -65,6 +67,26 @@ class TrainedModel:
     predictor: Predictor
     summary: str              # e.g. "3-epoch run, 64.4% test accuracy"
     test_probabilities: np.ndarray  # (N, 10) on the official test set, for the Mistakes tab
+
+
+class FormNumber(gr.Number):
+    """gr.Number whose API callers get a message naming the field for a value that is not
+    a number (gr.Number's own conversion fails with an unnamed server error)."""
+
+    is_template = True  # keeps gr.Number's front end
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (TypeError, ValueError):
+            raise gr.Error(f"{self.label} must be a number, got {payload!r}", title="Cannot start this run") from None
+
+
+def free_trained_model(model):
+    """Called by Gradio when a session's state is deleted (its page closed): the model goes
+    with it, and the server log says so."""
+    if model is not None:
+        LOG.info("freed the trained model of a closed session (%s)", model.summary)
 
 
 def load_data():
@@ -218,14 +240,14 @@ def build(trained_model, tab):
             preset_name = gr.Radio(PRESET_CHOICES, value="Quick", label="Preset")
             start_from = gr.Radio([FROM_SCRATCH, FINE_TUNE], value=FROM_SCRATCH, label="Start from")
             with gr.Accordion("Settings (editable with Custom)", open=False):
-                epochs = gr.Number(quick.epochs, label="Epochs", precision=0, interactive=False)
-                train_size = gr.Number(quick.train_size, label="Training images", precision=0, interactive=False)
-                batch_size = gr.Number(quick.batch_size, label="Batch size", precision=0, interactive=False)
-                learning_rate = gr.Number(quick.learning_rate, label="Peak learning rate (SGD, one-cycle)", interactive=False)
+                epochs = FormNumber(quick.epochs, label="Epochs", precision=0, interactive=False)
+                train_size = FormNumber(quick.train_size, label="Training images", precision=0, interactive=False)
+                batch_size = FormNumber(quick.batch_size, label="Batch size", precision=0, interactive=False)
+                learning_rate = FormNumber(quick.learning_rate, label="Peak learning rate (SGD, one-cycle)", interactive=False)
                 width_mult = gr.Slider(LIMITS["width_mult"][0], LIMITS["width_mult"][1], value=quick.width_mult, step=0.125, label="Width multiplier (1.0 = the blog's 64/128/256 channels)", interactive=False)
                 augment = gr.Checkbox(quick.augment, label="Augmentation (random crop + flip)", interactive=False)
                 label_smoothing = gr.Slider(LIMITS["label_smoothing"][0], LIMITS["label_smoothing"][1], value=quick.label_smoothing, step=0.05, label="Label smoothing", interactive=False)
-                seed = gr.Number(quick.seed, label="Seed", precision=0, interactive=False)
+                seed = FormNumber(quick.seed, label="Seed", precision=0, interactive=False)
             with gr.Row():
                 start_button = gr.Button("Start training", variant="primary", elem_id="start-training")
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training")

@@ -6,6 +6,7 @@ official test set and a final RunFinished or RunFailed. It imports no Gradio, so
 one-run rule, the stop and the failure handling are tested without a browser.
 """
 
+import logging
 import queue
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from cifar_demo.training import BatchEnded, TrainResult, Trainer
 
 MAX_RUN_SECONDS = 30 * 60   # a run is stopped (keeping what it learned) after this long
 TEST_CHUNK = 1000           # test images per progress update
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class ActiveRun:
             report = summarize(probabilities, y_test)
             final = RunFinished(result, predictor, report, probabilities, self.time_limited)
         except Exception as error:  # any failure ends this run only; the server keeps serving
+            LOG.exception("training run failed (%s)", self.config)  # the traceback stays in the server log
             final = RunFailed(failure_message(error))
         finally:
             # The slot is free before the last event arrives, so the next person in the

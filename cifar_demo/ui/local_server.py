@@ -1,0 +1,51 @@
+"""Starts `python app.py` as a separate process on a free loopback port, for the tests and
+benchmarks that must talk to the real app exactly as a browser or API client does."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+START_TIMEOUT = 180  # seconds: importing TensorFlow and Gradio and building the tabs
+
+
+class AppFailedToStart(RuntimeError):
+    """app.py exited or did not listen in time; the message ends with its log."""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(log_path, **environment):
+    """Runs app.py with `environment` added, logging to `log_path`; returns (process, url)
+    once it accepts connections. Raises AppFailedToStart (after killing it) otherwise."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **environment)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_app(process)
+            raise AppFailedToStart(f"app.py did not serve on port {port}:\n{Path(log_path).read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, f"http://127.0.0.1:{port}/"
+        except OSError:
+            time.sleep(0.5)
+
+
+def stop_app(process):
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

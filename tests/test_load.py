@@ -1,0 +1,45 @@
+"""A short, bounded version of bench/load.py against the real app: 20 concurrent
+/classify clients on loopback, idle and while a training run is going; no request may fail.
+The figures (p50/p95 over 30 s) come from `python bench/load.py`, not from here."""
+
+import importlib.util
+import time
+from pathlib import Path
+
+from gradio_client import Client
+
+LOAD_SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "load.py"
+CLIENTS = 20
+SECONDS = 5
+LONG_TINY_RUN = {
+    "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 30, "train_size_value": 500,
+    "batch_size_value": 16, "learning_rate_value": 0.05, "width_value": 0.25, "augment_value": True,
+    "smoothing_value": 0.1, "seed_value": 0,
+}
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_load", LOAD_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_twenty_clients_get_answers_idle_and_while_training(app_url):
+    bench = load_bench()
+    latencies, errors = bench.hammer(app_url, CLIENTS, SECONDS)
+    assert not errors and len(latencies) >= CLIENTS, errors[:3]
+
+    trainer = Client(app_url, verbose=False)
+    job = trainer.submit(**LONG_TINY_RUN, api_name="/train")
+    deadline = time.monotonic() + 120
+    while "Epoch" not in str(job.outputs()[-1:]):
+        assert time.monotonic() < deadline and not job.done(), "the training run did not start"
+        time.sleep(0.2)
+    try:
+        latencies, errors = bench.hammer(app_url, CLIENTS, SECONDS)
+        assert not job.done(), "the run ended before the load phase did"
+    finally:
+        trainer.predict(api_name="/stop_training")
+        job.result(timeout=120)
+    assert not errors and len(latencies) >= CLIENTS, errors[:3]

@@ -1,0 +1,41 @@
+"""The app's public surface and launch settings, as a public Space needs them."""
+
+import pytest
+
+from cifar_demo.ui import app as app_module
+from cifar_demo.ui import build_app, launch_settings
+
+PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "train", "stop_training"}
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return build_app()
+
+
+def test_launch_settings_fit_a_public_space():
+    settings = launch_settings()
+    assert settings["share"] is False
+    assert settings["show_error"] is False  # gr.Error messages still reach people; tracebacks do not
+    assert settings["max_file_size"] == app_module.MAX_UPLOAD == "20mb"
+    assert "allowed_paths" not in settings and "blocked_paths" not in settings
+    assert settings["server_name"] == "127.0.0.1"  # a Space sets GRADIO_SERVER_NAME itself
+
+
+def test_queue_is_bounded_and_cache_is_cleaned(demo):
+    assert demo._queue.max_size == app_module.QUEUE_SIZE
+    assert demo._queue.default_concurrency_limit == app_module.QUEUE_CONCURRENCY
+    assert demo.delete_cache == app_module.CACHE_CLEANUP
+
+
+def test_only_the_documented_endpoints_are_callable(demo):
+    """Every other event is private: a client cannot call 'use this model' or the views'
+    handlers directly. The Examples loader stays callable but undocumented (Gradio's own)."""
+    visibility = {fn.api_name: fn.api_visibility for fn in demo.fns.values()}
+    assert {name for name, seen in visibility.items() if seen == "public"} == PUBLIC_ENDPOINTS
+    assert {name for name, seen in visibility.items() if seen == "undocumented"} <= {"load_example"}
+
+
+def test_training_runs_one_at_a_time_whoever_calls(demo):
+    train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
+    assert train.concurrency_limit == 1 and train.concurrency_id == "training"
