@@ -8,6 +8,7 @@ import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
 
 pytestmark = [
     pytest.mark.browser,
@@ -58,6 +59,21 @@ def test_click_an_example_and_see_a_label(page):
     label = predicted_label(page)
     assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
     page.locator(".pixelated img").last.wait_for()  # the 32x32 the model saw, enlarged
+
+
+def test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message(page, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "ship.png"
+    Image.open(sorted(EXAMPLES.glob("*_ship.png"))[0]).resize((200, 150)).save(photo)
+    upload = page.locator("input[type=file]").first
+    upload.set_input_files(str(photo))
+    assert predicted_label(page) == "ship"
+    page.locator("button[aria-label='Remove Image']").first.click()  # clear it, as a person would
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    page.locator("input[type=file]").first.set_input_files(str(tmp_path / "notes.jpg"))
+    page.get_by_text("notes.jpg is not an image Pillow can read").first.wait_for()  # the error toast says why
+    assert not page.locator("[data-testid='label-output-value'] h2").first.is_visible()  # no stale answer
 
 
 def test_draw_strokes_and_see_a_label(page):
