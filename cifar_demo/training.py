@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 import keras
 import numpy as np
 
+from cifar_demo.evaluate import negative_log_likelihood
 from cifar_demo.model import PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 
@@ -219,14 +220,6 @@ def split_training_set(num_images, config):
     return np.sort(rest), val_indices
 
 
-def evaluate_probabilities(probabilities, labels):
-    """(cross-entropy, accuracy) of predicted probabilities against integer labels."""
-    picked = probabilities[np.arange(len(labels)), labels.astype(np.int64)]
-    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
-    return loss, accuracy
-
-
 def build_training_model(config, total_steps):
     """The config's model (fine-tuning start loaded, if any), compiled with the recipe's
     optimizer, schedule and loss; shared with bench/train_throughput.py."""
@@ -331,7 +324,8 @@ class Trainer:
             if self._stop.is_set() and seen < len(order):
                 break
             val_probabilities = predictor.predict_proba(x_val)
-            val_loss, val_accuracy = evaluate_probabilities(val_probabilities, y_val)
+            val_loss = negative_log_likelihood(val_probabilities, y_val)
+            val_accuracy = float(np.mean(np.argmax(val_probabilities, axis=1) == y_val))
             record = EpochEnded(
                 epoch + 1, step, total_steps, loss_sum / seen, accuracy_sum / seen,
                 val_loss, val_accuracy, time.perf_counter() - epoch_start,
