@@ -35,11 +35,15 @@ def to_model_input(source):
 
 def resize_for_model(image):
     """Crops the largest centred square (the model saw centred objects) and resizes to 32x32."""
-    width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
+    left, top, side = square_crop_box(*image.size)
     square = image.crop((left, top, left + side, top + side))
     return square.resize((MODEL_SIZE, MODEL_SIZE), RESAMPLE, reducing_gap=REDUCING_GAP)
+
+
+def square_crop_box(width, height):
+    """(left, top, side) of the largest centred square of a width x height image."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side
 
 
 def to_rgb_image(source, draft_side=None):
@@ -163,3 +167,27 @@ def upscale_nearest(array, scale=8):
     """Enlarges a small image with nearest-neighbour so each pixel stays a crisp square."""
     array = np.asarray(array)
     return np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
+
+
+def overlay_heatmap(image, heatmap, opacity=0.5, colormap="jet"):
+    """Blends a [0, 1] heatmap (H, W), coloured with a matplotlib colormap, over a uint8
+    RGB image (H, W, 3): (1 - opacity) * image + opacity * colour, as uint8 RGB.
+
+    'jet' is the usual Grad-CAM palette: its blue-to-red range reads as cold-to-hot at a
+    glance, and at any opacity the red peak stays distinct from most photo colours.
+    """
+    from matplotlib import colormaps  # imported here: images.py serves light users too
+
+    image = np.asarray(image)
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"overlay_heatmap takes a uint8 RGB image (H, W, 3), got {image.dtype} {image.shape}")
+    if heatmap.shape != image.shape[:2]:
+        raise ValueError(f"the heatmap's shape {heatmap.shape} must be the image's (H, W) {image.shape[:2]}")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
+    if colormap not in colormaps:
+        raise ValueError(f"unknown matplotlib colormap {colormap!r}")
+    colours = colormaps[colormap](np.clip(np.nan_to_num(heatmap), 0.0, 1.0))[..., :3] * 255.0
+    blended = (1.0 - opacity) * image.astype(np.float32) + opacity * colours
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

@@ -147,8 +147,10 @@ def reliability_diagram(probabilities, labels, temperature, bins=15, title="Cali
         filled = counts > 0
         axis.bar(edges[:-1][filled], accuracy[filled], width=1 / bins, align="edge", color="tab:blue",
                  edgecolor="white", label="accuracy")
+        # Hatched, not filled: where the network is underconfident the gap lies inside the bar.
         axis.bar(edges[:-1][filled], (mean_confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / bins,
-                 align="edge", color="tab:red", alpha=0.3, label="gap to mean confidence")
+                 align="edge", color="none", edgecolor="tab:red", hatch="//", linewidth=0.8,
+                 label="gap to mean confidence")
         axis.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
         ece = expected_calibration_error(values, labels, bins)
         axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)",

@@ -1,7 +1,8 @@
 import numpy as np
 
 from cifar_demo import CLASSES
-from cifar_demo.plots import confusion_matrix_figure, prediction_grid, smooth, training_curves
+from cifar_demo.evaluate import apply_temperature, expected_calibration_error, reliability_bins
+from cifar_demo.plots import confusion_matrix_figure, prediction_grid, reliability_diagram, smooth, training_curves
 
 
 def test_smooth_is_a_bias_corrected_moving_average():
@@ -44,3 +45,18 @@ def test_confusion_matrix_figure_writes_every_count():
     confusion = np.arange(100).reshape(10, 10)
     figure = confusion_matrix_figure(confusion)
     assert sorted(int(t.get_text()) for t in figure.axes[0].texts) == list(range(100))
+
+
+def test_reliability_diagram_compares_before_and_after_the_temperature():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=500)
+    logits = rng.normal(size=(500, 10)) + 3 * np.eye(10)[labels]
+    probabilities = np.exp(2 * logits) / np.exp(2 * logits).sum(axis=1, keepdims=True)  # overconfident
+    figure = reliability_diagram(probabilities, labels, temperature=2.0, bins=10)
+    before, after = figure.axes
+    assert f"ECE {expected_calibration_error(probabilities, labels, 10) * 100:.2f}%" in before.get_title()
+    calibrated = apply_temperature(probabilities, 2.0)
+    assert f"ECE {expected_calibration_error(calibrated, labels, 10) * 100:.2f}%" in after.get_title()
+    assert "T = 2.000" in after.get_title()
+    counts, _, accuracy = reliability_bins(probabilities, labels, 10)
+    np.testing.assert_allclose([bar.get_height() for bar in before.containers[0]], accuracy[counts > 0])

@@ -104,3 +104,18 @@ def test_load_applies_the_temperature_saved_beside_the_weights(tmp_path):
     np.testing.assert_allclose(calibrated.predict_proba(images), expected, atol=1e-5)
     with pytest.raises(ValueError, match="temperature must be positive"):
         Predictor(model, temperature=0)
+
+
+def test_predict_features_gives_logits_pooled_features_and_early_statistics(tiny_predictor):
+    images = np.random.default_rng(7).integers(0, 256, size=(300, 32, 32, 3), dtype=np.uint8)
+    logits, features, early = tiny_predictor.predict_features(images)  # more than one internal batch
+    widths = scaled_widths(TINY_WIDTH_MULT)
+    assert logits.shape == (300, 10) and features.shape == (300, widths[-1]) and early.shape == (300, 2 * widths[0])
+    assert logits.dtype == features.dtype == early.dtype == np.float32
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(softmax / softmax.sum(axis=1, keepdims=True), tiny_predictor.predict_proba(images), atol=1e-5)
+    assert (features >= 0).all() and (early >= 0).all()  # of ReLU outputs
+    empty = tiny_predictor.predict_features(images[:0])
+    assert [a.shape for a in empty] == [(0, 10), (0, widths[-1]), (0, 2 * widths[0])]
+    with pytest.raises(ValueError, match="predict_features takes uint8 images"):
+        tiny_predictor.predict_features(images[0])
