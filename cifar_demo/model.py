@@ -58,3 +58,18 @@ def build_model(widths=DEFAULT_WIDTHS, num_classes=10, name="cifar10_cnn", preci
     x = keras.layers.GlobalAveragePooling2D(name="global_pool", dtype=precision)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def describe_layers(model):
+    """One row per layer: name, type, output shape (without the batch axis) and parameter
+    count, in the order data flows; what the About tab and the model card show."""
+    rows = []
+    for layer in model.layers:
+        shape = tuple(layer.output.shape)[1:]
+        rows.append({
+            "layer": layer.name,
+            "type": type(layer).__name__,
+            "output shape": " x ".join(str(size) for size in shape),
+            "parameters": int(layer.count_params()),
+        })
+    return rows

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD, build_model, scaled_widths
+from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD, build_model, describe_layers, scaled_widths
 
 
 def test_blog_architecture_and_parameter_count():
@@ -49,3 +49,15 @@ def test_normalisation_happens_inside_the_model():
     pixels = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3)).astype("float32")
     expected = (pixels - np.array(CIFAR10_MEAN)) / np.array(CIFAR10_STD)
     np.testing.assert_allclose(normalize(pixels).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_layer_table_follows_the_model_and_counts_every_parameter():
+    model = build_model((4, 8, 16))
+    rows = describe_layers(model)
+    assert [row["layer"] for row in rows] == [layer.name for layer in model.layers]
+    assert sum(row["parameters"] for row in rows) == model.count_params()
+    by_name = {row["layer"]: row for row in rows}
+    assert by_name["stage1_conv1"]["output shape"] == "32 x 32 x 4" and by_name["stage1_conv1"]["type"] == "Conv2D"
+    assert by_name["stage1_conv1"]["parameters"] == 3 * 3 * 3 * 4 + 4  # kernel + bias
+    assert by_name["stage3_conv3"]["output shape"] == "8 x 8 x 16"
+    assert by_name["probabilities"]["output shape"] == "10" and by_name["probabilities"]["parameters"] == 16 * 10 + 10

@@ -6,7 +6,7 @@ import os
 import gradio as gr
 
 from cifar_demo.predictor import SHIPPED_METRICS, Predictor
-from cifar_demo.ui import classify_tab, data_tab, mistakes_tab, train_tab
+from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
 
 TITLE = "CIFAR-10 Studio"
 # Gradio's queue: every event waits in it; beyond QUEUE_SIZE waiting events a new one is
@@ -60,6 +60,8 @@ def build_app(predictor=None):
                 mistakes_tab.build(trained_model)
             with gr.Tab("Train", id="train") as train:
                 train_tab.build(trained_model, train)
+            with gr.Tab("About the model", id="about"):
+                about_tab.build(predictor)
 
         def free_session(request: gr.Request):
             """Drops a closed page's state (its trained model above all) at once: Gradio

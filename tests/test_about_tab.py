@@ -1,0 +1,37 @@
+"""The About tab's content comes from the shipped files and agrees with what was measured."""
+
+import json
+import re
+
+import pytest
+
+from cifar_demo.evaluate import PredictionSet, apply_temperature, expected_calibration_error
+from cifar_demo.predictor import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
+from cifar_demo.ui import about_tab
+
+
+def test_card_section_takes_one_section_only():
+    card = "# Card\n\n## How it was made\n\nrun this\n\n## Results\n\n93%\n"
+    assert about_tab.card_section(card, "## How it was made") == "run this"
+    assert about_tab.card_section(card, "## Results") == "93%"
+    with pytest.raises(ValueError, match="no '## Limits' section"):
+        about_tab.card_section(card, "## Limits")
+
+
+def test_shipped_card_has_the_recipe_with_its_command():
+    recipe = about_tab.card_section(about_tab.MODEL_CARD.read_text(), about_tab.RECIPE_SECTION)
+    assert "python -m cifar_demo.train" in recipe and "label smoothing" in recipe
+
+
+def test_uncalibrated_probabilities_recovered_from_the_shipped_ones_give_the_recorded_errors():
+    """The diagram's 'before' panel undoes the temperature; both ECEs must match the
+    metrics file that evaluate wrote from float32 probabilities (float16 storage aside)."""
+    metrics = json.loads(SHIPPED_METRICS.read_text())
+    predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
+    raw = apply_temperature(predictions.probabilities, 1 / metrics["temperature"])
+    calibrated = apply_temperature(raw, metrics["temperature"])
+    assert expected_calibration_error(raw, predictions.labels) == pytest.approx(metrics["ece_uncalibrated"], abs=2e-3)
+    assert expected_calibration_error(calibrated, predictions.labels) == pytest.approx(metrics["ece"], abs=2e-3)
+    figure = about_tab.reliability_figure(predictions, metrics["temperature"])
+    shown = [float(re.search(r"ECE ([0-9.]+)%", axis.get_title()).group(1)) for axis in figure.axes]
+    assert shown == pytest.approx([metrics["ece_uncalibrated"] * 100, metrics["ece"] * 100], abs=0.2)
