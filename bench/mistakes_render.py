@@ -21,7 +21,7 @@ from cifar_demo.ui import mistakes_tab  # noqa: E402
 
 
 def first_render():
-    source = mistakes_tab.shipped_source()
+    source = mistakes_tab.shipped_source(predictor=None)  # the first render explains nothing
     overview = mistakes_tab.overview(source)
     page = mistakes_tab.gallery_page(source, mistakes_tab.ANY, mistakes_tab.ANY, next(iter(mistakes_tab.ORDERS)), 0)
     for figure in (overview[2], overview[4]):

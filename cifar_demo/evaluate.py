@@ -52,6 +52,22 @@ def summarize_predictions(predictions, labels):
     }
 
 
+def compare_predictions(first, second, labels):
+    """Where two models' predicted classes differ on the same labelled images: index arrays
+    (ascending) of every change, of those `second` fixed (first wrong, second right), broke
+    (first right, second wrong) and where both are wrong in different ways."""
+    first, second, labels = (np.asarray(a).reshape(-1) for a in (first, second, labels))
+    if not len(first) == len(second) == len(labels):
+        raise ValueError(f"predictions ({len(first)}, {len(second)}) and labels ({len(labels)}) must cover the same images")
+    changed = first != second
+    return {
+        "changed": np.flatnonzero(changed),
+        "fixed": np.flatnonzero(changed & (second == labels)),
+        "broken": np.flatnonzero(changed & (first == labels)),
+        "both_wrong": np.flatnonzero(changed & (first != labels) & (second != labels)),
+    }
+
+
 def reliability_bins(probabilities, labels, bins=15):
     """Equal-width bins of top-class confidence: (count, mean confidence, accuracy) per bin,
     the data behind a reliability diagram. Empty bins have NaN means."""

@@ -146,7 +146,7 @@ class OodDetector:
     """Scores 32x32 model inputs with the predictor's own network and flags those above a
     threshold. The statistics belong to the weights they were fitted with."""
 
-    def __init__(self, predictor, score_name, threshold, statistics=None):
+    def __init__(self, predictor, score_name, threshold, statistics=None, record=None):
         if score_name not in SCORES:
             raise ValueError(f"unknown score {score_name!r}; the scores are: {', '.join(SCORES)}")
         if "mahalanobis" in score_name and statistics is None:
@@ -166,6 +166,7 @@ class OodDetector:
         self.score_name = score_name
         self.threshold = float(threshold)
         self.statistics = statistics
+        self.record = dict(record or {})  # what the fit measured (flag rates, AUROCs), for people
 
     @classmethod
     def load(cls, predictor, path=None):
@@ -180,7 +181,8 @@ class OodDetector:
                 statistics = None
                 if "means" in archive:
                     statistics = FeatureStatistics(*(archive[name] for name in FeatureStatistics.__dataclass_fields__))
-                return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics)
+                record = json.loads(str(archive["record"])) if "record" in archive else {}
+                return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics, record)
         except (OSError, KeyError) as error:
             raise ValueError(f"{path} is not an out-of-distribution statistics file: {error}") from None
 
@@ -188,7 +190,7 @@ class OodDetector:
         """Writes score name, threshold and statistics, plus any `record` values (the measured
         rates) as JSON for people reading the file."""
         arrays = {"score_name": np.array(self.score_name), "threshold": np.array(self.threshold, dtype=np.float64),
-                  "record": np.array(json.dumps(record))}
+                  "record": np.array(json.dumps({**self.record, **record}))}
         if self.statistics is not None:
             arrays.update(self.statistics.arrays())
         np.savez_compressed(path, **arrays)

@@ -35,3 +35,15 @@ def test_uncalibrated_probabilities_recovered_from_the_shipped_ones_give_the_rec
     figure = about_tab.reliability_figure(predictions, metrics["temperature"])
     shown = [float(re.search(r"ECE ([0-9.]+)%", axis.get_title()).group(1)) for axis in figure.axes]
     assert shown == pytest.approx([metrics["ece_uncalibrated"] * 100, metrics["ece"] * 100], abs=0.2)
+
+
+def test_ood_section_reports_the_measured_rates():
+    from cifar_demo import Predictor
+    from cifar_demo.ood import OodDetector
+
+    detector = OodDetector.load(Predictor.load())
+    text = about_tab.ood_markdown(detector)
+    assert f"{detector.threshold:.2f}" in text
+    for name, rate in detector.record["flag_rate"].items():
+        assert f"| {name} | {rate:.1%} |" in text
+    assert "| CIFAR-10 test |" in text and "| drawings |" in text

@@ -39,6 +39,14 @@ def test_classify_shipped_examples(client):
     assert correct >= 8, f"only {correct}/10 shipped examples classified correctly"
 
 
+def test_classify_takes_an_optional_test_time_augmentation_flag(client):
+    path = handle_file(example_paths()[1])
+    plain = client.predict(path, api_name="/classify")
+    augmented = client.predict(path, True, api_name="/classify")
+    assert augmented["label"] in CLASSES
+    assert {c["label"]: c["confidence"] for c in plain["confidences"]} != {c["label"]: c["confidence"] for c in augmented["confidences"]}
+
+
 def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(client, tmp_path):
     (tmp_path / "notes.jpg").write_text("this is not a picture")
     (tmp_path / "empty.png").write_bytes(b"")

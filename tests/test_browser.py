@@ -76,6 +76,27 @@ def test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message(page, tmp_path
     assert not page.locator("[data-testid='label-output-value'] h2").first.is_visible()  # no stale answer
 
 
+def test_heatmap_follows_the_upload_and_noise_gets_the_ood_warning(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    page.locator("input[type=file]").first.set_input_files(str(sorted(EXAMPLES.glob("*_ship.png"))[0]))
+    assert predicted_label(page) == "ship"
+    heatmap = page.locator("#heatmap")
+    heatmap.locator("img").wait_for()
+    heatmap.get_by_text("Why ship").wait_for()
+    assert "Looks like a CIFAR-10 photo" in page.locator("#ood-notice").inner_text()
+    page.locator("#explain-class input").fill("cat")  # why not cat?
+    page.get_by_role("option", name="cat", exact=True).click()
+    heatmap.get_by_text("Why cat").wait_for()
+    page.locator("button[aria-label='Remove Image']").first.click()
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(noise)
+    page.locator("input[type=file]").first.set_input_files(str(noise))
+    page.locator("#ood-notice .ood-flagged").get_by_text("Probably none of these").wait_for()
+    page.get_by_text("forced guess among the ten classes").wait_for()
+
+
 def test_draw_strokes_and_see_a_label(page):
     page.get_by_role("tab", name="Draw").click()
     # Opening the tab picks the brush, so a person can draw at once.
@@ -120,6 +141,9 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.get_by_role("tab", name="Mistakes").click()
     page.get_by_label("Your trained model").check()  # its mistakes on the (toy) test set
     page.locator("#mistakes-summary").get_by_text("Your trained model:").wait_for()
+    page.get_by_text("Compare: where your trained model and the shipped one disagree").click()
+    # The app trains on a generated toy set here, so there is no official test set to compare on.
+    page.locator("#compare-summary").get_by_text("not the official test set").wait_for()
 
     # Another browser session never sees this model...
     other = browser.new_page(viewport={"width": 1280, "height": 1000})

@@ -6,6 +6,7 @@ from cifar_demo.evaluate import (
     GRID_IMAGES,
     PredictionSet,
     apply_temperature,
+    compare_predictions,
     confusion_matrix,
     expected_calibration_error,
     fit_temperature,
@@ -135,3 +136,26 @@ def test_temperature_fit_recovers_the_temperature_that_generated_the_labels():
     np.testing.assert_allclose(apply_temperature(overconfident, 1.0), overconfident, atol=1e-6)
     with pytest.raises(ValueError, match="temperature must be positive"):
         apply_temperature(overconfident, 0)
+
+
+def test_compare_predictions_against_a_loop_oracle():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, 400)
+    first = np.where(rng.random(400) < 0.7, labels, rng.integers(0, 10, 400))
+    second = np.where(rng.random(400) < 0.7, labels, rng.integers(0, 10, 400))
+    kinds = compare_predictions(first, second, labels)
+    expected = {"changed": [], "fixed": [], "broken": [], "both_wrong": []}
+    for index, (a, b, truth) in enumerate(zip(first, second, labels)):
+        if a == b:
+            continue
+        expected["changed"].append(index)
+        if b == truth:
+            expected["fixed"].append(index)
+        elif a == truth:
+            expected["broken"].append(index)
+        else:
+            expected["both_wrong"].append(index)
+    assert {kind: found.tolist() for kind, found in kinds.items()} == expected
+    assert len(kinds["fixed"]) + len(kinds["broken"]) + len(kinds["both_wrong"]) == len(kinds["changed"]) > 0
+    with pytest.raises(ValueError, match="same images"):
+        compare_predictions(first[:5], second, labels)

@@ -5,6 +5,8 @@ import pytest
 
 from cifar_demo import CLASSES
 from cifar_demo.evaluate import PredictionSet
+from cifar_demo.model import build_model
+from cifar_demo.predictor import Predictor
 from cifar_demo.ui import mistakes_tab
 
 
@@ -18,7 +20,7 @@ def source(tmp_path_factory):
     pixels = rng.integers(0, 256, (500, 32, 32, 3), dtype=np.uint8)
     path = tmp_path_factory.mktemp("predictions") / "p.npz"
     PredictionSet.from_arrays(probabilities, labels, pixels).save(path)
-    return mistakes_tab.shipped_source(path)
+    return mistakes_tab.shipped_source(Predictor(build_model((4, 8, 16))), path)
 
 
 def test_overview_counts_match_the_predictions(source):
@@ -64,3 +66,36 @@ def test_opened_image_shows_the_top_three(source):
     assert image.shape == (256, 256, 3) and len(label) == 3
     assert max(label, key=label.get) == CLASSES[source.predictions[index]]
     assert f"#{index}" in line
+
+
+def test_opened_image_is_explained_for_the_prediction_or_a_chosen_class(source):
+    index = int(np.flatnonzero(source.predictions != source.labels)[0])
+    overlay, caption = mistakes_tab.opened_explanation(source, index, mistakes_tab.TOP_CLASS, 0.5)
+    assert overlay.shape == (256, 256, 3) and overlay.dtype == np.uint8
+    assert caption.startswith(f"Why {CLASSES[source.predictions[index]]} (")
+    true_name = CLASSES[source.labels[index]]
+    _, caption = mistakes_tab.opened_explanation(source, index, true_name, 0.5)
+    assert caption.startswith(f"Why {true_name} (")
+    plain, _ = mistakes_tab.opened_explanation(source, index, true_name, 0.0)  # opacity 0: the image alone
+    np.testing.assert_array_equal(plain, mistakes_tab.images.upscale_nearest(source.image(index), 8))
+
+
+def test_comparison_lists_the_changed_predictions(source):
+    rng = np.random.default_rng(9)
+    flipped = rng.random(len(source.labels)) < 0.2
+    probabilities = source.probabilities.copy()
+    probabilities[flipped] = probabilities[flipped][:, ::-1]  # another top class for a fifth of the images
+    trained = mistakes_tab.Source(mistakes_tab.TRAINED, probabilities, source.labels,
+                                  np.argmax(probabilities, axis=1), source.image, source.predictor)
+    changed = np.flatnonzero(trained.predictions != source.predictions)
+    fixed = [i for i in changed if trained.predictions[i] == source.labels[i]]
+    summary, items, shown = mistakes_tab.comparison(source, trained, "Fixed by your model")
+    assert f"changed **{len(changed):,}**" in summary and f"fixed {len(fixed):,}" in summary
+    assert shown == fixed[: mistakes_tab.CHANGES_SHOWN]
+    index = shown[0]
+    assert items[0][1] == (f"{CLASSES[source.labels[index]]}: shipped {CLASSES[source.predictions[index]]} → "
+                           f"yours {CLASSES[trained.predictions[index]]}")
+    other_test_set = mistakes_tab.Source(mistakes_tab.TRAINED, probabilities[:10], source.labels[:10],
+                                         trained.predictions[:10], source.image, source.predictor)
+    summary, items, shown = mistakes_tab.comparison(source, other_test_set, "All changed predictions")
+    assert "not the official test set" in summary and items == [] and shown == []

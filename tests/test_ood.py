@@ -120,6 +120,7 @@ def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, to
     detector.save(path, note="test")
     loaded = ood.OodDetector.load(tiny_predictor, path)
     assert (loaded.score_name, loaded.threshold) == (detector.score_name, detector.threshold)
+    assert loaded.record == {"note": "test"}
     np.testing.assert_array_equal(loaded.score(images), detector.score(images))
     np.testing.assert_array_equal(loaded.is_out_of_distribution(images), detector.score(images) > detector.threshold)
     for name in ood.SCORES:  # every score survives the round trip, not only the chosen one

@@ -5,6 +5,9 @@ import os
 
 import gradio as gr
 
+import numpy as np
+
+from cifar_demo.ood import OodDetector
 from cifar_demo.predictor import SHIPPED_METRICS, Predictor
 from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
 
@@ -25,15 +28,23 @@ footer { display: none !important; }
 .run-status.run-done .run-bar > div { background: #2ca02c; }
 .run-status.run-error .run-bar { background: #f8d7da; }
 .run-status .run-text { margin-top: 6px; font-size: 0.95em; }
+.ood-notice { padding: 8px 12px; border-radius: 8px; font-size: 0.95em; }
+.ood-notice.ood-flagged { background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; font-size: 1.05em; }
+.ood-notice.ood-ok { color: var(--body-text-color-subdued); }
+.ood-notice .ood-numbers { font-size: 0.85em; margin-top: 4px; }
 .run-status.run-error .run-text { color: #b00020; font-weight: 600; }
 """
 
 
-def shipped_accuracy_note():
-    """One line on the shipped model's measured test accuracy, from its metrics file."""
-    if not SHIPPED_METRICS.is_file():
+def shipped_metrics():
+    """What `evaluate --json` measured for the shipped weights (None when absent)."""
+    return json.loads(SHIPPED_METRICS.read_text()) if SHIPPED_METRICS.is_file() else None
+
+
+def shipped_accuracy_note(report):
+    """One line on the shipped model's measured test accuracy."""
+    if report is None:
         return ""
-    report = json.loads(SHIPPED_METRICS.read_text())
     return (
         f" The shipped weights score **{report['accuracy'] * 100:.1f}%** on the "
         f"{report['images']:,} official test images (the blog's recipe reached 62%)."
@@ -43,25 +54,31 @@ def shipped_accuracy_note():
 def build_app(predictor=None):
     """Builds the UI around `predictor` (the shipped weights when None)."""
     predictor = predictor if predictor is not None else Predictor.load()
+    detector = OodDetector.load(predictor)
+    # Trace the explanation and feature functions now, not in the first person's request
+    # (nor in two requests' threads at once).
+    detector.score(np.zeros((1, 32, 32, 3), dtype=np.uint8))
+    predictor.explain_pixels(np.zeros((32, 32, 3), dtype=np.uint8))
+    metrics = shipped_metrics()
     with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
             "A 9-layer convolutional network that sorts 32x32 images into CIFAR-10's ten classes: "
-            "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck." + shipped_accuracy_note()
+            "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck." + shipped_accuracy_note(metrics)
         )
         # The model this browser session trained and chose to use; never shared between sessions.
         trained_model = gr.State(delete_callback=train_tab.free_trained_model)
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
-                classify_tab.build(predictor, trained_model)
+                classify_tab.build(predictor, trained_model, detector, metrics)
             with gr.Tab("Data", id="data"):
                 data_tab.build()
             with gr.Tab("Mistakes", id="mistakes"):
-                mistakes_tab.build(trained_model)
+                mistakes_tab.build(predictor, trained_model)
             with gr.Tab("Train", id="train") as train:
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about"):
-                about_tab.build(predictor)
+                about_tab.build(predictor, detector)
 
         def free_session(request: gr.Request):
             """Drops a closed page's state (its trained model above all) at once: Gradio

@@ -4,14 +4,18 @@ from pathlib import Path
 
 import gradio as gr
 
-from cifar_demo import images
+from cifar_demo import CLASSES, images
 from cifar_demo.predictor import WEIGHTS_DIR
+from cifar_demo.ui import explain_views
+from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
 
 EXAMPLES_DIR = WEIGHTS_DIR / "examples"
 CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
 BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
 PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb"]
 SEEN_SCALE = 8              # the 32x32 input is shown at 256x256
+SHIPPED_LABEL = "What the shipped model thinks (top 5)"
+GUESS_LABEL = "The shipped model's forced guess among the ten classes (top 5)"
 DRAW_HINT = "*Draw something on the canvas: the model answers as you draw.*"
 SELECT_BRUSH_JS = """() => {
   let tries = 0;
@@ -58,10 +62,20 @@ def example_paths():
     return sorted(str(path) for path in Path(EXAMPLES_DIR).glob("*.png"))
 
 
-def build(predictor, trained_model):
-    """Lays out the tab and wires its events; `predictor` answers every request, and the
-    session's `trained_model` state (a train_tab.TrainedModel, once the person chose to use
-    one) answers beside it."""
+def tta_label(metrics):
+    """The toggle's label, with the effect measured on the test set (None: no measurement)."""
+    base = "Test-time augmentation: also look at the mirror image and average (twice the compute)"
+    if not metrics or "tta_accuracy" not in metrics:
+        return base
+    gain = (metrics["tta_accuracy"] - metrics["accuracy"]) * 100
+    return f"{base}; on the test set {metrics['accuracy']:.2%} → {metrics['tta_accuracy']:.2%} ({gain:+.2f} points)"
+
+
+def build(predictor, trained_model, detector, metrics=None):
+    """Lays out the tab and wires its events; `predictor` answers every request, `detector`
+    (an ood.OodDetector for it) says when an input is unlike CIFAR-10, and the session's
+    `trained_model` state (a train_tab.TrainedModel, once the person chose to use one)
+    answers beside it. `metrics` (the shipped metrics file) states the TTA effect."""
 
     def model_input_or_error(source):
         try:
@@ -69,32 +83,50 @@ def build(predictor, trained_model):
         except ValueError as error:
             raise gr.Error(str(error), title="Cannot read this image") from None
 
-    def classify(image_path):
-        """Class probabilities for an uploaded image (the /classify API endpoint), and the
-        32x32 input kept in session state (not part of the API) for the enlarged view."""
+    def classify(image_path, tta=False):
+        """Class probabilities for an uploaded image (the /classify API endpoint; `tta`
+        averages with the mirror image), and the 32x32 input kept in session state (not
+        part of the API) for the enlarged view and the explanation."""
         if image_path is None:  # the image was cleared
             return None, None
         pixels = model_input_or_error(image_path)
-        return predictor.label(pixels), pixels
+        return predictor.label(pixels, tta=bool(tta)), pixels
+
+    def relabel(pixels, tta):
+        """The shipped model's answer again when the TTA toggle changes."""
+        return None if pixels is None else predictor.label(pixels, tta=bool(tta))
 
     def enlarge(pixels):
         return None if pixels is None else images.upscale_nearest(pixels, SEEN_SCALE)
 
-    def classify_drawing(sketch):
+    def classify_drawing(sketch, tta=False):
         """Class probabilities for the canvas, the enlarged 32x32 input, and a hint when blank;
         the 32x32 input also goes to session state (not part of the API) for the comparison."""
         composite = None if sketch is None else sketch.get("composite")
         if composite is None or images.is_blank(composite):
             return None, None, DRAW_HINT, None
         pixels = model_input_or_error(composite)
-        return predictor.label(pixels), images.upscale_nearest(pixels, SEEN_SCALE), "", pixels
+        return predictor.label(pixels, tta=bool(tta)), images.upscale_nearest(pixels, SEEN_SCALE), "", pixels
 
-    def compare(pixels, model):
+    def compare(pixels, model, tta):
         """The session's own model's answer for the same 32x32 input, when it has one in use."""
         if model is None:
             return gr.update(visible=False, value=None)
-        answer = None if pixels is None else model.predictor.label(pixels)
+        answer = None if pixels is None else model.predictor.label(pixels, tta=bool(tta))
         return gr.update(visible=True, value=answer, label=f"Your trained model ({model.summary})")
+
+    def explain(pixels, choice, opacity, tta):
+        """The Grad-CAM overlay for the chosen class (or the top one) and the verdict on
+        whether the input looks like CIFAR-10 at all."""
+        if pixels is None:
+            return gr.update(value=None, label=EXPLAIN_LABEL), "", gr.update(label=SHIPPED_LABEL)
+        probabilities = predictor.predict_proba(pixels[None], tta=bool(tta))[0]
+        class_index = explain_views.explained_class(choice, probabilities)
+        overlay = explain_views.heatmap_overlay(predictor, pixels, class_index, opacity, SEEN_SCALE)
+        assessment = detector.assess(pixels)
+        return (gr.update(value=overlay, label=explain_views.explanation_caption(class_index, probabilities[class_index])),
+                explain_views.ood_notice_html(assessment),
+                gr.update(label=GUESS_LABEL if assessment["out_of_distribution"] else SHIPPED_LABEL))
 
     gr.Markdown(
         "Upload a photo or draw a picture. The model only ever sees a **32x32** image, "
@@ -128,28 +160,36 @@ def build(predictor, trained_model):
                     )
                     draw_hint = gr.Markdown(DRAW_HINT)
         with gr.Column(scale=1):
-            label = gr.Label(num_top_classes=5, label="What the shipped model thinks (top 5)")
+            ood_notice = gr.HTML("", elem_id="ood-notice")
+            label = gr.Label(num_top_classes=5, label=SHIPPED_LABEL, elem_id="shipped-label")
             trained_label = gr.Label(num_top_classes=5, visible=False, elem_id="trained-label")
-            seen = gr.Image(
-                label="What the model sees (32x32, enlarged)",
-                interactive=False,
-                height=272,
-                width=272,
-                format="png",
-                elem_classes=["pixelated"],
-                buttons=[],
-            )
+            tta = gr.Checkbox(False, label=tta_label(metrics), elem_id="tta")
+            with gr.Row(equal_height=False):
+                seen = gr.Image(
+                    label="What the model sees (32x32, enlarged)",
+                    interactive=False,
+                    height=272,
+                    format="png",
+                    elem_classes=["pixelated"],
+                    buttons=[],
+                )
+                heatmap = gr.Image(label=EXPLAIN_LABEL, interactive=False, height=272, format="png",
+                                   elem_id="heatmap", buttons=[])
+            with gr.Row():
+                explain_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS, label="Explain which class? (why not cat?)",
+                                            elem_id="explain-class")
+                opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
 
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.
     draw_tab.select(None, js=SELECT_BRUSH_JS)
     model_input = gr.State()
-    classified = upload.change(classify, inputs=upload, outputs=[label, model_input], api_name="classify")
+    classified = upload.change(classify, inputs=[upload, tta], outputs=[label, model_input], api_name="classify")
     classified.success(enlarge, inputs=model_input, outputs=seen, api_visibility="private", show_progress="hidden")
     # A refused upload must not leave the previous image's answer on screen.
     classified.failure(lambda: (None, None, None), outputs=[label, seen, model_input], api_visibility="private")
     sketch.change(
         classify_drawing,
-        inputs=sketch,
+        inputs=[sketch, tta],
         outputs=[label, seen, draw_hint, model_input],
         api_name="classify_drawing",
         trigger_mode="always_last",
@@ -157,6 +197,10 @@ def build(predictor, trained_model):
     )
     # Whatever changed the 32x32 input (upload, drawing, a refused file) or the model in
     # use, the session's own model answers again beside the shipped one.
-    for trigger in (model_input.change, trained_model.change):
-        trigger(compare, inputs=[model_input, trained_model], outputs=trained_label,
+    for trigger in (model_input.change, trained_model.change, tta.change):
+        trigger(compare, inputs=[model_input, trained_model, tta], outputs=trained_label,
+                api_visibility="private", show_progress="hidden")
+    tta.change(relabel, inputs=[model_input, tta], outputs=label, api_visibility="private", show_progress="hidden")
+    for trigger in (model_input.change, explain_class.change, opacity.release, tta.change):
+        trigger(explain, inputs=[model_input, explain_class, opacity, tta], outputs=[heatmap, ood_notice, label],
                 api_visibility="private", show_progress="hidden")

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from cifar_demo import CLASSES, images, plots
-from cifar_demo.evaluate import GRID_IMAGES, PredictionSet, rank_mistakes, summarize_predictions
+from cifar_demo.evaluate import GRID_IMAGES, PredictionSet, compare_predictions, rank_mistakes, summarize_predictions
 from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS
-from cifar_demo.ui import train_tab
+from cifar_demo.ui import explain_views, train_tab
+from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -28,6 +29,14 @@ GALLERY_COLUMNS = 6         # wide enough for "automobile → airplane (97%)" un
 SHORT_NAMES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # table headers
 THUMBNAIL_SCALE = 6         # 32x32 -> 192x192, nearest neighbour: crisp at any gallery size
 LARGE_SCALE = 8             # 32x32 -> 256x256 for the opened image
+CHANGE_KINDS = {            # the comparison's filter -> compare_predictions' key
+    "All changed predictions": "changed",
+    "Fixed by your model": "fixed",
+    "Broken by your model": "broken",
+    "Wrong both times, differently": "both_wrong",
+}
+CHANGES_SHOWN = 48          # images of the comparison's gallery
+NO_COMPARISON = "*Train a model in the Train tab and press “Use this model” to compare it with the shipped one here.*"
 
 
 @dataclass
@@ -39,21 +48,24 @@ class Source:
     labels: np.ndarray
     predictions: np.ndarray
     image: Callable[[int], np.ndarray]
+    predictor: object            # the model's Predictor, for explanations
 
     def report(self):
         return summarize_predictions(self.predictions, self.labels)
 
 
-def shipped_source(path=SHIPPED_TEST_PREDICTIONS):
+def shipped_source(predictor, path=SHIPPED_TEST_PREDICTIONS):
     predictions = PredictionSet.load(path)
-    return Source(SHIPPED, predictions.probabilities, predictions.labels, predictions.predictions, predictions.image)
+    return Source(SHIPPED, predictions.probabilities, predictions.labels, predictions.predictions, predictions.image,
+                  predictor)
 
 
 def trained_source(model):
     """The session's model, with the official test images of the dataset it trained on."""
     dataset = train_tab.load_data()
     probabilities = model.test_probabilities
-    return Source(TRAINED, probabilities, dataset.y_test, np.argmax(probabilities, axis=1), lambda index: dataset.x_test[index])
+    return Source(TRAINED, probabilities, dataset.y_test, np.argmax(probabilities, axis=1),
+                  lambda index: dataset.x_test[index], model.predictor)
 
 
 def class_index(name):
@@ -152,10 +164,38 @@ def opened_image(source, index):
     return images.upscale_nearest(source.image(index), LARGE_SCALE), label, line
 
 
-def build(trained_model, shipped=None):
+def opened_explanation(source, index, choice, opacity):
+    """The opened image's Grad-CAM overlay for the chosen class (the predicted one by
+    default; the true class answers "why not the right one?") and its caption."""
+    probabilities = source.probabilities[index]
+    class_index = explain_views.explained_class(choice, probabilities)
+    overlay = explain_views.heatmap_overlay(source.predictor, source.image(index), class_index, opacity, LARGE_SCALE)
+    return overlay, explain_views.explanation_caption(class_index, probabilities[class_index])
+
+
+def comparison(shipped, trained, kind_name):
+    """Where the session's model and the shipped one disagree on the test set: a summary,
+    gallery items captioned "true: shipped → yours", and the indices shown."""
+    if len(trained.labels) != len(shipped.labels) or not np.array_equal(trained.labels, shipped.labels):
+        return (f"Your model was tested on {len(trained.labels):,} images that are not the official test set the "
+                f"shipped predictions cover ({len(shipped.labels):,}), so there is nothing to compare."), [], []
+    kinds = compare_predictions(shipped.predictions, trained.predictions, shipped.labels)
+    summary = (f"Your model changed **{len(kinds['changed']):,}** of the {len(shipped.labels):,} test predictions: "
+               f"fixed {len(kinds['fixed']):,} (shipped wrong, yours right), broke {len(kinds['broken']):,}, "
+               f"and {len(kinds['both_wrong']):,} are wrong both times in different ways.")
+    chosen = kinds[CHANGE_KINDS[kind_name]][:CHANGES_SHOWN]
+    items = [(images.upscale_nearest(trained.image(int(index)), THUMBNAIL_SCALE),
+              f"{CLASSES[shipped.labels[index]]}: shipped {CLASSES[shipped.predictions[index]]} → "
+              f"yours {CLASSES[trained.predictions[index]]}") for index in chosen]
+    if len(kinds[CHANGE_KINDS[kind_name]]) > len(chosen):
+        summary += f" Showing the first {len(chosen)} of {len(kinds[CHANGE_KINDS[kind_name]]):,} ({kind_name.lower()})."
+    return summary, items, [int(index) for index in chosen]
+
+
+def build(predictor, trained_model, shipped=None):
     """Lays out the tab with its first view already computed (for `shipped`, by default
-    weights/test_predictions.npz); `trained_model` is the session's gr.State."""
-    shipped = shipped if shipped is not None else shipped_source()
+    weights/test_predictions.npz and `predictor`); `trained_model` is the session's gr.State."""
+    shipped = shipped if shipped is not None else shipped_source(predictor)
     first_overview = overview(shipped)
     first_order = next(iter(ORDERS))
     first_items, first_line, first_shown, _ = gallery_page(shipped, ANY, ANY, first_order, 0)
@@ -196,14 +236,27 @@ def build(trained_model, shipped=None):
     with gr.Row(equal_height=False):
         opened = gr.Image(label="Opened image (32x32, enlarged)", interactive=False, height=272, width=272,
                           format="png", elem_classes=["pixelated"], buttons=[])
+        opened_heatmap = gr.Image(label=explain_views.EXPLAIN_LABEL, interactive=False, height=272, width=272,
+                                  format="png", buttons=[], elem_id="opened-heatmap")
         with gr.Column():
             opened_line = gr.Markdown("*Click an image above to open it.*")
             opened_label = gr.Label(num_top_classes=3, label="Top 3 probabilities", elem_id="opened-label")
+            with gr.Row():
+                opened_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
+                                           label="Explain which class? (pick the true one: why not it?)")
+                opened_opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
     with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red", open=False):
         grid = gr.Plot(first_overview[4], show_label=False, format="png")
+    with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
+        change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
+        change_summary = gr.Markdown(NO_COMPARISON, elem_id="compare-summary")
+        change_gallery = gr.Gallery([], columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
+                                    elem_id="compare-gallery", elem_classes=["pixelated"], buttons=[],
+                                    label="Test images: true class: shipped → yours")
 
     page = gr.State(0)
     shown = gr.State(first_shown)
+    opened_index = gr.State()
     filters = [choice, true_class, predicted_class, order]
     page_outputs = [gallery, page_line, shown, page]
 
@@ -227,8 +280,26 @@ def build(trained_model, shipped=None):
             return refresh(choice_value, true_value, predicted_value, order_value, model, page_value + step)
         return handler
 
-    def open_image(choice_value, model, shown_indices, event: gr.SelectData):
-        return opened_image(source_for(choice_value, model), shown_indices[event.index])
+    def open_image(choice_value, model, shown_indices, class_choice, opacity_value, event: gr.SelectData):
+        source = source_for(choice_value, model)
+        index = shown_indices[event.index]
+        overlay, caption = opened_explanation(source, index, class_choice, opacity_value)
+        return (*opened_image(source, index), gr.update(value=overlay, label=caption), index)
+
+    def explain_opened(choice_value, model, index, class_choice, opacity_value):
+        if index is None:
+            return gr.skip()
+        overlay, caption = opened_explanation(source_for(choice_value, model), index, class_choice, opacity_value)
+        return gr.update(value=overlay, label=caption)
+
+    def compare_models(model, kind_name):
+        if model is None:
+            return NO_COMPARISON, []
+        try:
+            summary, items, _ = comparison(shipped, trained_source(model), kind_name)
+        except ValueError as error:
+            return f"The test images are not available: {error}", []
+        return summary, items
 
     def revert_choice():
         return SHIPPED
@@ -254,5 +325,12 @@ def build(trained_model, shipped=None):
                      outputs=[true_class, predicted_class, *page_outputs], api_visibility="private")
     previous_page.click(turn(-1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
     next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
-    gallery.select(open_image, inputs=[choice, trained_model, shown], outputs=[opened, opened_label, opened_line],
-                   api_visibility="private")
+    opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
+    gallery.select(open_image, inputs=[choice, trained_model, shown, opened_class, opened_opacity],
+                   outputs=opened_views, api_visibility="private")
+    for trigger in (opened_class.change, opened_opacity.release):
+        trigger(explain_opened, inputs=[choice, trained_model, opened_index, opened_class, opened_opacity],
+                outputs=opened_heatmap, api_visibility="private", show_progress="hidden")
+    for trigger in (trained_model.change, change_kind.input):
+        trigger(compare_models, inputs=[trained_model, change_kind], outputs=[change_summary, change_gallery],
+                api_visibility="private")

@@ -1,0 +1,45 @@
+"""What the Classify and Mistakes tabs show to explain an answer: a Grad-CAM overlay on the
+enlarged 32x32 input, and the out-of-distribution verdict. No Gradio here."""
+
+import html
+
+import numpy as np
+from PIL import Image
+
+from cifar_demo import CLASSES, images
+
+TOP_CLASS = "the top class"     # the explain-class choice that follows the prediction
+DEFAULT_OPACITY = 0.5
+EXPLAIN_LABEL = "Why this class? (Grad-CAM)"
+
+
+def explained_class(choice, probabilities):
+    """The class index to explain: the chosen class, or the most probable one."""
+    if choice in (None, TOP_CLASS):
+        return int(np.argmax(probabilities))
+    return CLASSES.index(choice)
+
+
+def heatmap_overlay(predictor, pixels, class_index, opacity, scale):
+    """The 32x32 input enlarged `scale` times (crisp pixels) under its Grad-CAM map for
+    `class_index` (smoothly enlarged), blended at `opacity`."""
+    heatmap = predictor.explain_pixels(pixels, class_index)
+    side = pixels.shape[0] * scale
+    smooth = np.asarray(Image.fromarray(heatmap, mode="F").resize((side, side), Image.Resampling.BILINEAR))
+    return images.overlay_heatmap(images.upscale_nearest(pixels, scale), np.clip(smooth, 0.0, 1.0), float(opacity))
+
+
+def explanation_caption(class_index, probability):
+    return (f"Why {CLASSES[class_index]} ({probability:.0%})? Red marks where the evidence for it lies "
+            "(Grad-CAM on the last convolution).")
+
+
+def ood_notice_html(assessment):
+    """A banner for inputs unlike CIFAR-10, a quiet line for the rest; both show the score."""
+    numbers = (f"out-of-distribution score {assessment['score']:.2f}, threshold {assessment['threshold']:.2f}; "
+               "higher means less like the training photos")
+    if assessment["out_of_distribution"]:
+        return ('<div class="ood-notice ood-flagged"><strong>Probably none of these.</strong> This does not look '
+                "like a CIFAR-10 photo, so the classes below are only the model's forced guess."
+                f'<div class="ood-numbers">{html.escape(numbers)}</div></div>')
+    return f'<div class="ood-notice ood-ok">Looks like a CIFAR-10 photo ({html.escape(numbers)}).</div>'
