@@ -183,7 +183,7 @@ class OodDetector:
                     statistics = FeatureStatistics(*(archive[name] for name in FeatureStatistics.__dataclass_fields__))
                 record = json.loads(str(archive["record"])) if "record" in archive else {}
                 return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics, record)
-        except (OSError, KeyError) as error:
+        except (OSError, KeyError, ValueError) as error:
             raise ValueError(f"{path} is not an out-of-distribution statistics file: {error}") from None
 
     def save(self, path, **record):
@@ -205,22 +205,13 @@ class OodDetector:
         return self.score(pixels) > self.threshold
 
     def assess(self, pixels):
-        """One uint8 (32, 32, 3) model input -> what the UI shows: the score, the threshold,
-        the verdict and a sentence that says it."""
+        """One uint8 (32, 32, 3) model input -> what the UI shows: the score, the threshold
+        and the verdict."""
         pixels = np.asarray(pixels)
         if pixels.shape != (32, 32, 3):
             raise ValueError(f"assess takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
         score = float(self.score(pixels[None])[0])
-        flagged = score > self.threshold
-        verdict = ("Probably none of these: this does not look like a CIFAR-10 photo, so any class it names is a guess."
-                   if flagged else "Looks like a CIFAR-10 photo.")
-        return {
-            "score": score,
-            "threshold": self.threshold,
-            "out_of_distribution": flagged,
-            "message": f"{verdict} ({self.score_name.replace('_', ' ')} score {score:.3g}, threshold "
-                       f"{self.threshold:.3g}; higher means less like CIFAR-10)",
-        }
+        return {"score": score, "threshold": self.threshold, "out_of_distribution": score > self.threshold}
 
 
 def uniform_noise(count, seed=0):

@@ -1,6 +1,7 @@
 """Predictor: trained weights -> class probabilities, with no Gradio in sight."""
 
 import json
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -69,6 +70,9 @@ class Predictor:
         # needs them. Each is one Functional sub-model in one tf.function traced once.
         self._features_function = None
         self._gradcam_function = None
+        # The app's worker threads share one Predictor: the functions above are built once,
+        # on first use, under this lock.
+        self._build_lock = threading.Lock()
 
     @classmethod
     def load(cls, path=None):
@@ -144,7 +148,9 @@ class Predictor:
         """
         images = _check_batch(images, "predict_features")
         if self._features_function is None:
-            self._features_function = self._build_features()
+            with self._build_lock:
+                if self._features_function is None:
+                    self._features_function = self._build_features()
         if len(images) == 0:  # the convolutions reject an empty batch
             widths = (len(CLASSES), self.model.get_layer(FEATURES_LAYER).output.shape[-1],
                       2 * self.model.get_layer(EARLY_LAYER).output.shape[-1])
@@ -189,20 +195,26 @@ class Predictor:
         heatmap[top : top + side, left : left + side] = _upsample(self._class_activation_map(pixels, class_index), side)
         return heatmap
 
-    def explain_pixels(self, pixels, class_index=None):
+    def explain_pixels(self, pixels, class_index=None, side=MODEL_SIZE):
         """Grad-CAM of one uint8 (32, 32, 3) model input for class `class_index` (the top
-        class when None): float32 (32, 32) in [0, 1]."""
+        class when None): float32 (side, side) in [0, 1], bilinear from the map's own grid
+        (pass a larger `side` to draw it over an enlarged input in one interpolation)."""
         pixels = np.asarray(pixels)
         if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
             raise ValueError(f"explain_pixels takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
-        if class_index is not None and (int(class_index) != class_index or not 0 <= class_index < len(CLASSES)):
+        if class_index is not None and (isinstance(class_index, (bool, str)) or int(class_index) != class_index
+                                        or not 0 <= class_index < len(CLASSES)):
             raise ValueError(f"class_index must be an integer in 0..{len(CLASSES) - 1}, got {class_index!r}")
-        return _upsample(self._class_activation_map(pixels, class_index), MODEL_SIZE)
+        if int(side) != side or side < 1:
+            raise ValueError(f"side must be a positive integer, got {side!r}")
+        return _upsample(self._class_activation_map(pixels, class_index), int(side))
 
     def _class_activation_map(self, pixels, class_index):
         """The ReLU'd Grad-CAM of one image at the explained layer's resolution, max 1."""
         if self._gradcam_function is None:
-            self._gradcam_function = self._build_gradcam()
+            with self._build_lock:
+                if self._gradcam_function is None:
+                    self._gradcam_function = self._build_gradcam()
         requested = -1 if class_index is None else int(class_index)
         cam = self._gradcam_function(
             tf.constant(pixels[None], dtype=tf.float32), tf.constant([requested], dtype=tf.int32)

@@ -61,7 +61,8 @@ def app_server(tmp_path_factory):
     np.savez(folder / "toy_cifar10.npz", x_train=toy.x_train, y_train=toy.y_train, x_test=toy.x_test, y_test=toy.y_test)
     log_path = folder / "app.log"
     try:
-        process, url = start_app(log_path, CIFAR10_PATH=str(folder / "toy_cifar10.npz"))
+        process, url = start_app(log_path, CIFAR10_PATH=str(folder / "toy_cifar10.npz"),
+                                 CIFAR10_STUDIO_SESSION_GRACE="2")  # closed pages freed after 2 s
     except AppFailedToStart as error:
         pytest.fail(str(error))
     try:

@@ -42,8 +42,17 @@ def test_ood_section_reports_the_measured_rates():
     from cifar_demo.ood import OodDetector
 
     detector = OodDetector.load(Predictor.load())
-    text = about_tab.ood_markdown(detector)
-    assert f"{detector.threshold:.2f}" in text
+    text = about_tab.ood_markdown(detector, held_out=2000)
+    assert f"{detector.threshold:.2f}" in text and "5% of 2,000 held-out" in text
+    assert f"are {detector.record['generated_per_set']:,} each" in text
     for name, rate in detector.record["flag_rate"].items():
         assert f"| {name} | {rate:.1%} |" in text
     assert "| CIFAR-10 test |" in text and "| drawings |" in text
+
+
+def test_calibration_text_follows_the_fitted_temperature():
+    metrics = json.loads(SHIPPED_METRICS.read_text())
+    assert "underconfident" in about_tab.calibration_markdown(metrics, 2000)
+    hotter = dict(metrics, temperature=1.4)
+    text = about_tab.calibration_markdown(hotter, 500)
+    assert "overconfident" in text and "T = 1.400" in text and "fitted on 500 held-out" in text

@@ -198,3 +198,11 @@ def test_data_tab_shows_the_grid_and_the_augmentation_preview(page):
     page.locator("#shuffle").click()  # the app's data is the generated toy set: no download
     page.locator("#shuffle-line").get_by_text("Drawn at random").wait_for()
     assert page.locator("#data-grid img").get_attribute("src") != grid
+
+
+def test_about_tab_shows_the_layers_and_the_calibration(page):
+    page.get_by_role("tab", name="About the model").click()
+    page.locator("#about-summary").get_by_text("top-1 on the 10,000 official test images").wait_for()
+    page.locator("#layer-table").get_by_text("stage3_conv3", exact=True).first.wait_for()
+    page.locator("#reliability-diagram img").wait_for()
+    page.locator("#ood-about").get_by_text("Probably none of these").wait_for()

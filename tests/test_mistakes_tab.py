@@ -89,13 +89,14 @@ def test_comparison_lists_the_changed_predictions(source):
                                   np.argmax(probabilities, axis=1), source.image, source.predictor)
     changed = np.flatnonzero(trained.predictions != source.predictions)
     fixed = [i for i in changed if trained.predictions[i] == source.labels[i]]
-    summary, items, shown = mistakes_tab.comparison(source, trained, "Fixed by your model")
+    summary, items = mistakes_tab.comparison(source, trained, "Fixed by your model")
     assert f"changed **{len(changed):,}**" in summary and f"fixed {len(fixed):,}" in summary
-    assert shown == fixed[: mistakes_tab.CHANGES_SHOWN]
-    index = shown[0]
-    assert items[0][1] == (f"{CLASSES[source.labels[index]]}: shipped {CLASSES[source.predictions[index]]} → "
-                           f"yours {CLASSES[trained.predictions[index]]}")
+    assert [caption for _, caption in items] == [
+        f"{CLASSES[source.labels[i]]}: shipped {CLASSES[source.predictions[i]]} → yours {CLASSES[trained.predictions[i]]}"
+        for i in fixed[: mistakes_tab.CHANGES_SHOWN]
+    ]
+    np.testing.assert_array_equal(items[0][0], mistakes_tab.images.upscale_nearest(source.image(fixed[0]), 6))
     other_test_set = mistakes_tab.Source(mistakes_tab.TRAINED, probabilities[:10], source.labels[:10],
                                          trained.predictions[:10], source.image, source.predictor)
-    summary, items, shown = mistakes_tab.comparison(source, other_test_set, "All changed predictions")
-    assert "not the official test set" in summary and items == [] and shown == []
+    summary, items = mistakes_tab.comparison(source, other_test_set, "All changed predictions")
+    assert "not the official test set" in summary and items == []

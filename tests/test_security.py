@@ -1,5 +1,7 @@
 """The app's public surface and launch settings, as a public Space needs them."""
 
+import datetime
+
 import pytest
 
 from cifar_demo.ui import app as app_module
@@ -13,7 +15,8 @@ def demo():
     return build_app()
 
 
-def test_launch_settings_fit_a_public_space():
+def test_launch_settings_fit_a_public_space(monkeypatch):
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     settings = launch_settings()
     assert settings["share"] is False
     assert settings["show_error"] is False  # gr.Error messages still reach people; tracebacks do not
@@ -39,3 +42,30 @@ def test_only_the_documented_endpoints_are_callable(demo):
 def test_training_runs_one_at_a_time_whoever_calls(demo):
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
     assert train.concurrency_limit == 1 and train.concurrency_id == "training"
+
+
+class FakeStateHolder:
+    """The two things release_if_idle reads of Gradio's StateHolder, and what it deletes."""
+
+    def __init__(self, last_used):
+        self.time_last_used = {"s1": last_used}
+        self.deleted = []
+
+    def __contains__(self, session_hash):
+        return session_hash in self.time_last_used
+
+    def delete_state(self, session_hash):
+        self.deleted.append(session_hash)
+
+
+def test_a_closed_session_is_freed_only_if_it_stayed_idle():
+    closed_at = datetime.datetime(2026, 11, 30, 12, 0, 0)
+    idle = FakeStateHolder(last_used=closed_at - datetime.timedelta(seconds=1))
+    app_module.release_if_idle(idle, "s1", closed_at)
+    assert idle.deleted == ["s1"]
+    back = FakeStateHolder(last_used=closed_at + datetime.timedelta(seconds=30))  # the page came back
+    app_module.release_if_idle(back, "s1", closed_at)
+    assert back.deleted == []
+    gone = FakeStateHolder(last_used=closed_at)
+    app_module.release_if_idle(gone, "other-session", closed_at)
+    assert gone.deleted == []

@@ -12,7 +12,8 @@ import pandas as pd
 from cifar_demo import plots
 from cifar_demo.evaluate import PredictionSet, apply_temperature
 from cifar_demo.model import describe_layers
-from cifar_demo.predictor import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, WEIGHTS_DIR
+from cifar_demo.ood import TARGET_FLAG_RATE
+from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
 
 MODEL_CARD = WEIGHTS_DIR / "README.md"
 CURVES = WEIGHTS_DIR / "training_curves.png"
@@ -44,21 +45,26 @@ def summary_markdown(metrics, predictor):
     )
 
 
-def calibration_markdown(metrics):
+def calibration_markdown(metrics, held_out):
+    """What the temperature did, from the metrics file; `held_out` images were fitted on."""
+    temperature = metrics["temperature"]
+    direction = ("**underconfident** (label smoothing trains it to hold back)" if temperature < 1
+                 else "**overconfident**")
     return (
         "A probability should mean what it says: of the images the model calls 80% sure, about 80% "
-        "should be right. The network alone is **underconfident** (label smoothing trains it to hold back), "
-        f"so its logits are divided by a temperature **T = {metrics['temperature']:.3f}** fitted on 2,000 "
+        f"should be right. The network alone is {direction}, "
+        f"so its logits are divided by a temperature **T = {temperature:.3f}** fitted on {held_out:,} "
         "held-out training images. On the test set the expected calibration error (15 bins) falls from "
         f"**{metrics['ece_uncalibrated']:.2%} to {metrics['ece']:.2%}**, and the negative log-likelihood "
         f"from {metrics['nll_uncalibrated']:.3f} to {metrics['nll']:.3f}. Every probability the app shows is calibrated."
     )
 
 
-def ood_markdown(detector):
+def ood_markdown(detector, held_out):
     """How the "probably none of these" warning decides, and how often it fires, from what
-    `python -m cifar_demo.ood --fit` measured."""
+    `python -m cifar_demo.ood --fit` measured (`held_out`: the images the threshold was set on)."""
     rates = detector.record.get("flag_rate", {})
+    per_set = detector.record.get("generated_per_set")
     rows = "\n".join(f"| {name} | {rate:.1%} |" for name, rate in rates.items())
     table = f"\n\n| images | flagged |\n|---|---|\n{rows}" if rows else ""
     return (
@@ -66,8 +72,9 @@ def ood_markdown(detector):
         "of asserting one of the ten classes. The score measures how far the network's internal features of the "
         "input lie from those of the training photos (Mahalanobis distances of the pooled features and of the "
         f"first stage's colour and texture statistics, `{detector.score_name}`); above **{detector.threshold:.2f}** "
-        "the warning shows. The threshold flags 5% of 2,000 held-out CIFAR-10 training images, "
-        "so a few real photos get the warning too; the generated inputs below are 1,000 each." + table +
+        f"the warning shows. The threshold flags {TARGET_FLAG_RATE:.0%} of {held_out:,} held-out CIFAR-10 training "
+        "images, so a few real photos get the warning too"
+        + (f"; the generated inputs below are {per_set:,} each." if per_set else ".") + table +
         "\n\nThese generated sets are stand-ins: a real photo of something outside the ten classes (a face, a "
         "house) has natural colours and textures and may pass as CIFAR-10."
     )
@@ -81,9 +88,10 @@ def reliability_figure(predictions, temperature):
                                      title="Calibration on the official test set")
 
 
-def build(predictor, detector):
-    """Lays out the tab for the shipped `predictor`, its OOD `detector` and their files."""
-    metrics = json.loads(SHIPPED_METRICS.read_text())
+def build(predictor, detector, metrics):
+    """Lays out the tab for the shipped `predictor`, its OOD `detector`, its `metrics` (what
+    `evaluate --json` measured) and the files beside them."""
+    held_out = json.loads(config_path_for(SHIPPED_WEIGHTS).read_text())["val_size"]
     card = MODEL_CARD.read_text()
     predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
 
@@ -102,8 +110,8 @@ def build(predictor, detector):
         with gr.Column(scale=1):
             gr.Image(str(CURVES), label="Training curves of the shipped run", interactive=False, buttons=[])
     gr.Markdown("### How far to trust its confidence")
-    gr.Markdown(calibration_markdown(metrics))
+    gr.Markdown(calibration_markdown(metrics, held_out))
     gr.Plot(reliability_figure(predictions, metrics["temperature"]), show_label=False, format="png",
             elem_id="reliability-diagram")
     gr.Markdown("### When it says “probably none of these”")
-    gr.Markdown(ood_markdown(detector), elem_id="ood-about")
+    gr.Markdown(ood_markdown(detector, held_out), elem_id="ood-about")

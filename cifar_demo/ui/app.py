@@ -1,7 +1,9 @@
 """Assembles the tabs into one gr.Blocks and holds the launch settings."""
 
+import datetime
 import json
 import os
+import threading
 
 import gradio as gr
 
@@ -19,6 +21,10 @@ QUEUE_SIZE = 64
 QUEUE_CONCURRENCY = 4
 MAX_UPLOAD = "20mb"         # larger uploads are refused before they reach any handler
 CACHE_CLEANUP = (3600, 3600)  # seconds: every hour, delete uploads and outputs older than an hour
+# Seconds a closed page's state (its trained model above all) is kept in case the page was
+# not really closed (a dropped connection that comes back, a laptop waking up): Gradio's
+# own wait is an hour. Environment variable for deployments and tests.
+SESSION_GRACE_SECONDS = float(os.environ.get("CIFAR10_STUDIO_SESSION_GRACE", "300"))
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
@@ -52,7 +58,9 @@ def shipped_accuracy_note(report):
 
 
 def build_app(predictor=None):
-    """Builds the UI around `predictor` (the shipped weights when None)."""
+    """Builds the UI around `predictor`: the shipped weights, loaded when None, or the same
+    weights loaded by the caller (the OOD statistics, metrics, model card and test
+    predictions the tabs show are the files shipped beside them)."""
     predictor = predictor if predictor is not None else Predictor.load()
     detector = OodDetector.load(predictor)
     # Trace the explanation and feature functions now, not in the first person's request
@@ -78,16 +86,26 @@ def build_app(predictor=None):
             with gr.Tab("Train", id="train") as train:
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about"):
-                about_tab.build(predictor, detector)
+                about_tab.build(predictor, detector, metrics)
 
         def free_session(request: gr.Request):
-            """Drops a closed page's state (its trained model above all) at once: Gradio
-            would keep it for an hour after the page closes, and a model holds megabytes."""
-            demo.state_holder.delete_state(request.session_hash)
+            """Schedules a closed page's state for deletion after the grace period."""
+            timer = threading.Timer(SESSION_GRACE_SECONDS, release_if_idle,
+                                    args=(demo.state_holder, request.session_hash, datetime.datetime.now()))
+            timer.daemon = True
+            timer.start()
 
         demo.unload(free_session)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
+
+
+def release_if_idle(state_holder, session_hash, closed_at):
+    """Deletes a session's state (calling each gr.State's delete_callback) unless the session
+    was used again after its page closed."""
+    last_used = state_holder.time_last_used.get(session_hash)
+    if session_hash in state_holder and (last_used is None or last_used <= closed_at):
+        state_holder.delete_state(session_hash)
 
 
 def launch_settings():

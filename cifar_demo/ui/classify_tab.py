@@ -48,7 +48,11 @@ class DrawingCanvas(gr.Sketchpad):
     """gr.Sketchpad whose unreadable payloads (only possible through the API: a file that
     is not an image as the drawing) end in a message instead of a generic server error."""
 
-    is_template = True  # keeps gr.Sketchpad's front end
+    is_template = True
+
+    def get_block_name(self):
+        """gr.Sketchpad is itself a template of gr.ImageEditor: that is the front end to keep."""
+        return "imageeditor"
 
     def preprocess(self, payload):
         try:
@@ -121,10 +125,9 @@ def build(predictor, trained_model, detector, metrics=None):
         if pixels is None:
             return gr.update(value=None, label=EXPLAIN_LABEL), "", gr.update(label=SHIPPED_LABEL)
         probabilities = predictor.predict_proba(pixels[None], tta=bool(tta))[0]
-        class_index = explain_views.explained_class(choice, probabilities)
-        overlay = explain_views.heatmap_overlay(predictor, pixels, class_index, opacity, SEEN_SCALE)
+        overlay, caption = explain_views.explanation(predictor, pixels, probabilities, choice, opacity, SEEN_SCALE)
         assessment = detector.assess(pixels)
-        return (gr.update(value=overlay, label=explain_views.explanation_caption(class_index, probabilities[class_index])),
+        return (gr.update(value=overlay, label=caption),
                 explain_views.ood_notice_html(assessment),
                 gr.update(label=GUESS_LABEL if assessment["out_of_distribution"] else SHIPPED_LABEL))
 

@@ -76,7 +76,8 @@ def full_dataset_ready():
 
 def class_page(class_name, page, sample, use_full):
     """One page of a class's training images: (gallery items, page line, (index, pixels)
-    shown, page). From the full training set with `use_full`, else from the sample."""
+    shown, page). From the full training set with `use_full`, else from the sample, whose
+    one page is numbered -1 so that "Next" opens the full set's first page once it is here."""
     label = CLASSES.index(class_name)
     if use_full:
         dataset = train_tab.load_data()
@@ -96,7 +97,7 @@ def class_page(class_name, page, sample, use_full):
     items = [(images.upscale_nearest(picture, THUMBNAIL_SCALE), f"#{index}") for index, picture in shown]
     line = (f"**{class_name}**: {page * PAGE_SIZE + 1}-{page * PAGE_SIZE + len(shown)} of {len(indices):,} "
             f"{where} · page {page + 1} of {pages}")
-    return items, line, shown, page
+    return items, line, shown, page if use_full else -1
 
 
 def preview_views(index, picture, seed):
@@ -123,8 +124,8 @@ def build(sample=None):
     with gr.Row():
         shuffle = gr.Button("Shuffle", variant="secondary", scale=0, min_width=140, elem_id="shuffle")
         shuffle_line = gr.Markdown(
-            "*A fixed sample shipped with the app; shuffle draws another 100 from the training set." + ("" if full_dataset_ready() else
-            " Shuffling downloads the full set first (about 170 MB, only once).") + "*",
+            "*A fixed sample shipped with the app; shuffle draws another 100 from the full training set "
+            "(downloading it first, about 170 MB once, where it is not on this machine).*",
             elem_id="shuffle-line",
         )
 
@@ -162,8 +163,7 @@ def build(sample=None):
                         "so it takes raw 0-255 pixels and no caller can forget to normalise.")
 
     shown = gr.State(first_shown)
-    # The first view is the sample's; with the full set here, "Next" opens its first page.
-    page = gr.State(-1 if full_dataset_ready() else 0)
+    page = gr.State(-1)  # the sample's page (see class_page)
     chosen = gr.State((first_index, first_picture))
     seed = gr.State(0)
 
@@ -174,6 +174,7 @@ def build(sample=None):
         try:
             dataset = train_tab.load_data()
         except ValueError as error:
+            yield gr.skip(), f"*No other images to show: {error}*"
             raise gr.Error(str(error), title="CIFAR-10 is not available") from None
         indices = data.sample_indices(dataset.y_train, np.random.default_rng())
         yield (sample_grid(dataset.x_train[indices], dataset.y_train[indices],

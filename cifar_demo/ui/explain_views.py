@@ -4,7 +4,6 @@ enlarged 32x32 input, and the out-of-distribution verdict. No Gradio here."""
 import html
 
 import numpy as np
-from PIL import Image
 
 from cifar_demo import CLASSES, images
 
@@ -20,18 +19,17 @@ def explained_class(choice, probabilities):
     return CLASSES.index(choice)
 
 
-def heatmap_overlay(predictor, pixels, class_index, opacity, scale):
-    """The 32x32 input enlarged `scale` times (crisp pixels) under its Grad-CAM map for
-    `class_index` (smoothly enlarged), blended at `opacity`."""
-    heatmap = predictor.explain_pixels(pixels, class_index)
+def explanation(predictor, pixels, probabilities, choice, opacity, scale):
+    """The Grad-CAM overlay for the chosen class (the most probable one by default) and its
+    caption: the 32x32 input enlarged `scale` times with crisp pixels, under the map
+    interpolated once to that size, blended at `opacity`."""
+    class_index = explained_class(choice, probabilities)
     side = pixels.shape[0] * scale
-    smooth = np.asarray(Image.fromarray(heatmap, mode="F").resize((side, side), Image.Resampling.BILINEAR))
-    return images.overlay_heatmap(images.upscale_nearest(pixels, scale), np.clip(smooth, 0.0, 1.0), float(opacity))
-
-
-def explanation_caption(class_index, probability):
-    return (f"Why {CLASSES[class_index]} ({probability:.0%})? Red marks where the evidence for it lies "
-            "(Grad-CAM on the last convolution).")
+    heatmap = predictor.explain_pixels(pixels, class_index, side=side)
+    overlay = images.overlay_heatmap(images.upscale_nearest(pixels, scale), heatmap, float(opacity))
+    caption = (f"Why {CLASSES[class_index]} ({probabilities[class_index]:.0%})? Red marks where the evidence for it "
+               "lies (Grad-CAM on the last convolution).")
+    return overlay, caption
 
 
 def ood_notice_html(assessment):

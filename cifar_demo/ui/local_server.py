@@ -26,8 +26,8 @@ def start_app(log_path, **environment):
     """Runs app.py with `environment` added, logging to `log_path`; returns (process, url)
     once it accepts connections. Raises AppFailedToStart (after killing it) otherwise."""
     port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **environment)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **environment,
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}  # loopback, the port found above
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT

@@ -36,6 +36,7 @@ CHANGE_KINDS = {            # the comparison's filter -> compare_predictions' ke
     "Wrong both times, differently": "both_wrong",
 }
 CHANGES_SHOWN = 48          # images of the comparison's gallery
+OPEN_HINT = "*Click an image above to open it.*"
 NO_COMPARISON = "*Train a model in the Train tab and press “Use this model” to compare it with the shipped one here.*"
 
 
@@ -167,18 +168,21 @@ def opened_image(source, index):
 def opened_explanation(source, index, choice, opacity):
     """The opened image's Grad-CAM overlay for the chosen class (the predicted one by
     default; the true class answers "why not the right one?") and its caption."""
-    probabilities = source.probabilities[index]
-    class_index = explain_views.explained_class(choice, probabilities)
-    overlay = explain_views.heatmap_overlay(source.predictor, source.image(index), class_index, opacity, LARGE_SCALE)
-    return overlay, explain_views.explanation_caption(class_index, probabilities[class_index])
+    return explain_views.explanation(source.predictor, source.image(index), source.probabilities[index], choice,
+                                     opacity, LARGE_SCALE)
+
+
+def closed_views():
+    """The opened image's views (image, label, line, heatmap, index) with nothing open."""
+    return None, None, OPEN_HINT, gr.update(value=None, label=explain_views.EXPLAIN_LABEL), None
 
 
 def comparison(shipped, trained, kind_name):
-    """Where the session's model and the shipped one disagree on the test set: a summary,
-    gallery items captioned "true: shipped → yours", and the indices shown."""
+    """Where the session's model and the shipped one disagree on the test set: a summary
+    and gallery items captioned "true: shipped → yours"."""
     if len(trained.labels) != len(shipped.labels) or not np.array_equal(trained.labels, shipped.labels):
         return (f"Your model was tested on {len(trained.labels):,} images that are not the official test set the "
-                f"shipped predictions cover ({len(shipped.labels):,}), so there is nothing to compare."), [], []
+                f"shipped predictions cover ({len(shipped.labels):,}), so there is nothing to compare."), []
     kinds = compare_predictions(shipped.predictions, trained.predictions, shipped.labels)
     summary = (f"Your model changed **{len(kinds['changed']):,}** of the {len(shipped.labels):,} test predictions: "
                f"fixed {len(kinds['fixed']):,} (shipped wrong, yours right), broke {len(kinds['broken']):,}, "
@@ -189,7 +193,7 @@ def comparison(shipped, trained, kind_name):
               f"yours {CLASSES[trained.predictions[index]]}") for index in chosen]
     if len(kinds[CHANGE_KINDS[kind_name]]) > len(chosen):
         summary += f" Showing the first {len(chosen)} of {len(kinds[CHANGE_KINDS[kind_name]]):,} ({kind_name.lower()})."
-    return summary, items, [int(index) for index in chosen]
+    return summary, items
 
 
 def build(predictor, trained_model, shipped=None):
@@ -239,7 +243,7 @@ def build(predictor, trained_model, shipped=None):
         opened_heatmap = gr.Image(label=explain_views.EXPLAIN_LABEL, interactive=False, height=272, width=272,
                                   format="png", buttons=[], elem_id="opened-heatmap")
         with gr.Column():
-            opened_line = gr.Markdown("*Click an image above to open it.*")
+            opened_line = gr.Markdown(OPEN_HINT)
             opened_label = gr.Label(num_top_classes=3, label="Top 3 probabilities", elem_id="opened-label")
             with gr.Row():
                 opened_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
@@ -264,8 +268,9 @@ def build(predictor, trained_model, shipped=None):
         return gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value, page_value)
 
     def switch_model(choice_value, true_value, predicted_value, order_value, model):
+        """Every view for the chosen model; the opened image belonged to the other one, so it closes."""
         source = source_for(choice_value, model)
-        return (*overview(source), *gallery_page(source, true_value, predicted_value, order_value, 0))
+        return (*overview(source), *gallery_page(source, true_value, predicted_value, order_value, 0), *closed_views())
 
     def pick_cell(choice_value, order_value, model, event: gr.SelectData):
         """A confusion cell filters to (true, predicted); a class-name cell to its true class."""
@@ -296,10 +301,9 @@ def build(predictor, trained_model, shipped=None):
         if model is None:
             return NO_COMPARISON, []
         try:
-            summary, items, _ = comparison(shipped, trained_source(model), kind_name)
+            return comparison(shipped, trained_source(model), kind_name)
         except ValueError as error:
             return f"The test images are not available: {error}", []
-        return summary, items
 
     def revert_choice():
         return SHIPPED
@@ -307,25 +311,20 @@ def build(predictor, trained_model, shipped=None):
     def follow_model(choice_value, true_value, predicted_value, order_value, model):
         """A newly chosen trained model replaces the old one's views, if they are showing."""
         if choice_value != TRAINED:
-            return [gr.skip()] * 9  # summary, per-class table and chart, confusion, grid, 4 page outputs
+            return [gr.skip()] * (9 + len(closed_views()))  # overview (5), page (4) and opened views
         return switch_model(choice_value, true_value, predicted_value, order_value, model)
 
-    switched = choice.input(
-        switch_model, inputs=[*filters, trained_model],
-        outputs=[summary, per_class, per_class_chart, confusion, grid, *page_outputs], api_visibility="private",
-    )
+    opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
+    model_views = [summary, per_class, per_class_chart, confusion, grid, *page_outputs, *opened_views]
+    switched = choice.input(switch_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private")
     switched.failure(revert_choice, outputs=choice, api_visibility="private")
-    trained_model.change(
-        follow_model, inputs=[*filters, trained_model],
-        outputs=[summary, per_class, per_class_chart, confusion, grid, *page_outputs], api_visibility="private",
-    )
+    trained_model.change(follow_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private")
     for control in (true_class, predicted_class, order):
         control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
     confusion.select(pick_cell, inputs=[choice, order, trained_model],
                      outputs=[true_class, predicted_class, *page_outputs], api_visibility="private")
     previous_page.click(turn(-1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
     next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
-    opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
     gallery.select(open_image, inputs=[choice, trained_model, shown, opened_class, opened_opacity],
                    outputs=opened_views, api_visibility="private")
     for trigger in (opened_class.change, opened_opacity.release):

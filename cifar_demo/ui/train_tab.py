@@ -78,8 +78,8 @@ class FormNumber(gr.Number):
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
-        except (TypeError, ValueError):
-            raise gr.Error(f"{self.label} must be a number, got {payload!r}", title="Cannot start this run") from None
+        except (TypeError, ValueError, OverflowError):  # OverflowError: infinity, which JSON allows
+            raise gr.Error(f"{self.label} must be a finite number, got {payload!r}", title="Cannot start this run") from None
 
 
 def free_trained_model(model):
