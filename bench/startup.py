@@ -5,7 +5,6 @@
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from cifar_demo.ui.local_server import free_port  # noqa: E402
 
 
 def time_to_serve(timeout=120):

@@ -151,12 +151,11 @@ TINY_RUN = {
     ({"smoothing_value": 0.9}, "greater than maximum value 0.3"),
     ({"seed_value": None}, "seed must be a number"),
     ({"epochs_value": "ten"}, "Epochs must be a finite number, got 'ten'"),
-    ({"seed_value": float("inf")}, "Seed must be a finite number"),
     ({"augment_value": "yes"}, "augmentation must be true or false"),
     ({"preset_value": "Huge"}, "not in the list of choices"),
     ({"start_value": "/etc/passwd"}, "not in the list of choices"),
 ], ids=["epochs-range", "train-size", "batch-size", "width-negative", "smoothing", "seed-missing",
-        "epochs-text", "seed-infinite", "augment-text", "preset", "start-from"])
+        "epochs-text", "augment-text", "preset", "start-from"])
 def test_bad_training_values_are_refused_with_a_message(client, changes, message):
     with pytest.raises(Exception, match=message):
         client.predict(**dict(TINY_RUN, **changes), api_name="/train")

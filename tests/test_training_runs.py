@@ -138,3 +138,14 @@ def test_presets_ignore_the_form_and_fine_tuning_starts_from_the_shipped_weights
     assert tuned.learning_rate == pytest.approx(quick.learning_rate * train_tab.FINE_TUNE_LR_FACTOR)
     with pytest.raises(ValueError, match="width multiplier 1.0"):
         train_tab.config_from_form(**dict(CUSTOM, start_from=train_tab.FINE_TUNE))
+
+
+@pytest.mark.parametrize("payload", ["ten", float("inf"), float("nan"), [3]])
+def test_form_numbers_refuse_what_is_not_a_finite_number_by_name(payload):
+    """What a raw API call can send (gradio_client itself refuses to encode infinity)."""
+    import gradio as gr
+
+    field = train_tab.FormNumber(3, label="Epochs", precision=0)
+    with pytest.raises(gr.Error, match="Epochs must be a finite number"):
+        field.preprocess(payload)
+    assert field.preprocess(12) == 12
