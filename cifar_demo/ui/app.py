@@ -63,10 +63,10 @@ def build_app(predictor=None):
     predictions the tabs show are the files shipped beside them)."""
     predictor = predictor if predictor is not None else Predictor.load()
     detector = OodDetector.load(predictor)
-    # Trace the explanation and feature functions now, not in the first person's request
-    # (nor in two requests' threads at once).
-    detector.score(np.zeros((1, 32, 32, 3), dtype=np.uint8))
-    predictor.explain_pixels(np.zeros((32, 32, 3), dtype=np.uint8))
+    # Trace the explanation and feature functions (about a second) while the page is being
+    # built and served, rather than in the first person's request; a request that comes
+    # sooner waits for the same build (the Predictor builds each function once, under a lock).
+    threading.Thread(target=warm_up, args=(predictor, detector), daemon=True).start()
     metrics = shipped_metrics()
     with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(
@@ -98,6 +98,12 @@ def build_app(predictor=None):
         demo.unload(free_session)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
+
+
+def warm_up(predictor, detector):
+    blank = np.zeros((32, 32, 3), dtype=np.uint8)
+    detector.score(blank[None])
+    predictor.explain_pixels(blank)
 
 
 def release_if_idle(state_holder, session_hash, closed_at):
