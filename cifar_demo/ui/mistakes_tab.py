@@ -268,9 +268,16 @@ def build(predictor, trained_model, shipped=None):
         return gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value, page_value)
 
     def switch_model(choice_value, true_value, predicted_value, order_value, model):
-        """Every view for the chosen model; the opened image belonged to the other one, so it closes."""
-        source = source_for(choice_value, model)
-        return (*overview(source), *gallery_page(source, true_value, predicted_value, order_value, 0), *closed_views())
+        """Every view for the chosen model; the opened image belonged to the other one, so it
+        closes. A model that is not there is a warning and the choice goes back, with every
+        view left as it was (an error would mark each of them failed)."""
+        try:
+            source = source_for(choice_value, model)
+        except gr.Error as error:
+            gr.Warning(error.message)
+            return (SHIPPED, *[gr.skip()] * len(model_views))
+        return (choice_value, *overview(source), *gallery_page(source, true_value, predicted_value, order_value, 0),
+                *closed_views())
 
     def pick_cell(choice_value, order_value, model, event: gr.SelectData):
         """A confusion cell filters to (true, predicted); a class-name cell to its true class."""
@@ -305,19 +312,15 @@ def build(predictor, trained_model, shipped=None):
         except ValueError as error:
             return f"The test images are not available: {error}", []
 
-    def revert_choice():
-        return SHIPPED
-
     def follow_model(choice_value, true_value, predicted_value, order_value, model):
         """A newly chosen trained model replaces the old one's views, if they are showing."""
         if choice_value != TRAINED:
-            return [gr.skip()] * (9 + len(closed_views()))  # overview (5), page (4) and opened views
-        return switch_model(choice_value, true_value, predicted_value, order_value, model)
+            return [gr.skip()] * len(model_views)
+        return switch_model(choice_value, true_value, predicted_value, order_value, model)[1:]
 
     opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
     model_views = [summary, per_class, per_class_chart, confusion, grid, *page_outputs, *opened_views]
-    switched = choice.input(switch_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private")
-    switched.failure(revert_choice, outputs=choice, api_visibility="private")
+    choice.input(switch_model, inputs=[*filters, trained_model], outputs=[choice, *model_views], api_visibility="private")
     trained_model.change(follow_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private")
     for control in (true_class, predicted_class, order):
         control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
