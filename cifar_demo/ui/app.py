@@ -6,7 +6,6 @@ import os
 import threading
 
 import gradio as gr
-
 import numpy as np
 
 from cifar_demo.ood import OodDetector
@@ -34,11 +33,11 @@ footer { display: none !important; }
 .run-status.run-done .run-bar > div { background: #2ca02c; }
 .run-status.run-error .run-bar { background: #f8d7da; }
 .run-status .run-text { margin-top: 6px; font-size: 0.95em; }
+.run-status.run-error .run-text { color: #b00020; font-weight: 600; }
 .ood-notice { padding: 8px 12px; border-radius: 8px; font-size: 0.95em; }
 .ood-notice.ood-flagged { background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; font-size: 1.05em; }
 .ood-notice.ood-ok { color: var(--body-text-color-subdued); }
 .ood-notice .ood-numbers { font-size: 0.85em; margin-top: 4px; }
-.run-status.run-error .run-text { color: #b00020; font-weight: 600; }
 """
 
 
@@ -101,6 +100,7 @@ def build_app(predictor=None):
 
 
 def warm_up(predictor, detector):
+    """Builds and traces the OOD features and Grad-CAM functions once."""
     blank = np.zeros((32, 32, 3), dtype=np.uint8)
     detector.score(blank[None])
     predictor.explain_pixels(blank)

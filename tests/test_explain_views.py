@@ -1,0 +1,39 @@
+"""The explanation views the Classify and Mistakes tabs share, on a tiny model."""
+
+import numpy as np
+import pytest
+
+from cifar_demo import CLASSES
+from cifar_demo.images import upscale_nearest
+from cifar_demo.model import build_model
+from cifar_demo.predictor import Predictor
+from cifar_demo.ui import explain_views
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor(build_model((4, 8, 16)))
+
+
+def test_explained_class_follows_the_choice_or_the_top_probability():
+    probabilities = np.array([0.1, 0.05, 0.5, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+    assert explain_views.explained_class(explain_views.TOP_CLASS, probabilities) == 2
+    assert explain_views.explained_class(None, probabilities) == 2
+    assert explain_views.explained_class("truck", probabilities) == 9
+
+
+def test_explanation_blends_the_map_over_the_enlarged_input(predictor):
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    probabilities = predictor.predict_proba(pixels[None])[0]
+    overlay, caption = explain_views.explanation(predictor, pixels, probabilities, "cat", 0.0, 4)
+    np.testing.assert_array_equal(overlay, upscale_nearest(pixels, 4))  # opacity 0: the input alone
+    assert caption.startswith(f"Why cat ({probabilities[CLASSES.index('cat')]:.0%})?")
+    full, _ = explain_views.explanation(predictor, pixels, probabilities, "cat", 1.0, 4)
+    assert full.shape == (128, 128, 3) and not np.array_equal(full, overlay)
+
+
+def test_ood_notice_says_the_verdict_and_shows_the_score():
+    flagged = explain_views.ood_notice_html({"score": 4.391, "threshold": 2.77, "out_of_distribution": True})
+    assert "Probably none of these" in flagged and "ood-flagged" in flagged and "score 4.39, threshold 2.77" in flagged
+    fine = explain_views.ood_notice_html({"score": -0.6, "threshold": 2.77, "out_of_distribution": False})
+    assert "Looks like a CIFAR-10 photo" in fine and "Probably" not in fine and "score -0.60" in fine
