@@ -11,15 +11,16 @@ that work (median and worst of --repeats runs), then one augmentation preview.
 
 import argparse
 import io
+import itertools
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cifar_demo import data, plots  # noqa: E402
 from cifar_demo.ui import data_tab  # noqa: E402
+from timing import time_calls  # noqa: E402  (bench/timing.py)
 
 
 def first_render():
@@ -33,26 +34,18 @@ def first_render():
     data_tab.statistics_table(sample)
     _, _, shown, _ = data_tab.class_page("airplane", 0, sample, use_full=False)
     data_tab.preview_views(*shown[0], seed=0)
-    return sample
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    seconds = []
-    for _ in range(max(1, args.repeats)):
-        start = time.perf_counter()
-        sample = first_render()
-        seconds.append(time.perf_counter() - start)
+    seconds = time_calls(first_render, args.repeats)
     print(f"first render (sample, grid and balance chart drawn to PNG, table, class page, preview): "
           f"median {statistics.median(seconds) * 1000:.0f} ms, worst {max(seconds) * 1000:.0f} ms, "
           f"first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
-    draws = []
-    for seed in range(max(1, args.repeats)):
-        start = time.perf_counter()
-        data_tab.preview_views(int(sample.indices[0]), sample.images[0], seed)
-        draws.append(time.perf_counter() - start)
+    sample, seeds = data.DataSample.load(), itertools.count()
+    draws = time_calls(lambda: data_tab.preview_views(int(sample.indices[0]), sample.images[0], next(seeds)), args.repeats)
     print(f"New draw (16 augmented versions + mosaic): median {statistics.median(draws) * 1000:.1f} ms")
 
 

@@ -18,7 +18,6 @@ shipped in weights/test_predictions.npz.
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cifar_demo import CLASSES, Predictor  # noqa: E402
 from cifar_demo.evaluate import PredictionSet  # noqa: E402
 from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS  # noqa: E402
+from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
 
 CANDIDATE_LAYERS = ("stage3_conv3_relu", "stage3_conv1_relu", "stage2_conv3_relu", "stage2_conv1_relu")
 CANVAS_SIDE = 64    # pixels: twice a CIFAR-10 image
 GREY = 128
-
-
-def percentiles(seconds):
-    milliseconds = np.asarray(seconds) * 1000
-    return np.percentile(milliseconds, 50), np.percentile(milliseconds, 90)
-
-
-def time_calls(function, repeats):
-    durations = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        durations.append(time.perf_counter() - start)
-    return durations
 
 
 def test_images():

@@ -19,20 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cifar_demo import Predictor  # noqa: E402
 from cifar_demo.data import load_cifar10  # noqa: E402
-
-
-def percentiles(seconds):
-    milliseconds = np.asarray(seconds) * 1000
-    return np.percentile(milliseconds, 50), np.percentile(milliseconds, 90)
-
-
-def time_calls(function, repeats):
-    durations = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        durations.append(time.perf_counter() - start)
-    return durations
+from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
 
 
 def main():

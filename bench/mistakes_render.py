@@ -10,41 +10,34 @@ process so nothing is cached), then a confusion-cell click (one filtered page).
 """
 
 import argparse
+import io
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cifar_demo.ui import mistakes_tab  # noqa: E402
+from timing import time_calls  # noqa: E402  (bench/timing.py)
 
 
 def first_render():
     source = mistakes_tab.shipped_source(predictor=None)  # the first render explains nothing
     overview = mistakes_tab.overview(source)
-    page = mistakes_tab.gallery_page(source, mistakes_tab.ANY, mistakes_tab.ANY, next(iter(mistakes_tab.ORDERS)), 0)
+    mistakes_tab.gallery_page(source, mistakes_tab.ANY, mistakes_tab.ANY, next(iter(mistakes_tab.ORDERS)), 0)
     for figure in (overview[2], overview[4]):
-        figure.savefig(__import__("io").BytesIO(), format="png")  # what gr.Plot does with it
-    return source, page
+        figure.savefig(io.BytesIO(), format="png")  # what gr.Plot does with it
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    seconds = []
-    for _ in range(max(1, args.repeats)):
-        start = time.perf_counter()
-        source, _ = first_render()
-        seconds.append(time.perf_counter() - start)
+    seconds = time_calls(first_render, args.repeats)
     print(f"first render (load, overview with figures drawn to PNG, first page): median {statistics.median(seconds) * 1000:.0f} ms, "
           f"worst {max(seconds) * 1000:.0f} ms, first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
-    clicks = []
-    for _ in range(max(1, args.repeats)):
-        start = time.perf_counter()
-        mistakes_tab.gallery_page(source, "cat", "dog", "Most confident first", 0)
-        clicks.append(time.perf_counter() - start)
+    source = mistakes_tab.shipped_source(predictor=None)
+    clicks = time_calls(lambda: mistakes_tab.gallery_page(source, "cat", "dog", "Most confident first", 0), args.repeats)
     print(f"confusion-cell click (filtered page of {mistakes_tab.PAGE_SIZE}): median {statistics.median(clicks) * 1000:.0f} ms")
 
 
