@@ -49,6 +49,21 @@ def toy_data():
     return toy_dataset()
 
 
+def tiny_run(**changes):
+    """Keyword arguments of /train for a Custom run small enough for the toy data, with
+    `changes` applied (for example a bad value, or more epochs for a run that lasts)."""
+    return {
+        "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 3, "train_size_value": 200,
+        "batch_size_value": 25, "learning_rate_value": 0.05, "width_value": 0.125, "augment_value": True,
+        "smoothing_value": 0.1, "seed_value": 0, **changes,
+    }
+
+
+def shown_value(output):
+    """An output's value, whether it came as a plain value or as a gr.update dict."""
+    return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """Starts `python app.py` (the real app, shipped weights); yields (URL, log path).

@@ -10,6 +10,7 @@ from PIL import Image
 
 from cifar_demo import CLASSES
 from cifar_demo.ui.classify_tab import example_paths
+from tests.conftest import shown_value, tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +77,7 @@ def test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing(clien
     assert label["label"] in CLASSES and seen is not None and hint == ""
 
 
-TINY_RUN = {
-    "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 3, "train_size_value": 200,
-    "batch_size_value": 25, "learning_rate_value": 0.05, "width_value": 0.125, "augment_value": True,
-    "smoothing_value": 0.1, "seed_value": 0,
-}
-
-
-def shown_value(output):
-    """An output's value, whether it came as a plain value or as a gr.update dict."""
-    return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
+TINY_RUN = tiny_run()
 
 
 def test_train_streams_updates_then_results(client):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from cifar_demo import CLASSES
 from cifar_demo.ui.classify_tab import example_paths
+from tests.conftest import tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +137,7 @@ def test_drawings_that_are_blank_missing_or_not_images(client, tmp_path):
     still_serving(client)
 
 
-TINY_RUN = {
-    "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 1, "train_size_value": 100,
-    "batch_size_value": 25, "learning_rate_value": 0.05, "width_value": 0.125, "augment_value": True,
-    "smoothing_value": 0.1, "seed_value": 0,
-}
+TINY_RUN = tiny_run(epochs_value=1, train_size_value=100)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -8,14 +8,12 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from tests.conftest import tiny_run
+
 LOAD_SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "load.py"
 CLIENTS = 20
 SECONDS = 5
-LONG_TINY_RUN = {
-    "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 30, "train_size_value": 500,
-    "batch_size_value": 16, "learning_rate_value": 0.05, "width_value": 0.25, "augment_value": True,
-    "smoothing_value": 0.1, "seed_value": 0,
-}
+LONG_TINY_RUN = tiny_run(epochs_value=30, train_size_value=500, batch_size_value=16, width_value=0.25)
 
 
 def load_bench():

@@ -12,17 +12,9 @@ from cifar_demo.predictor import SHIPPED_WEIGHTS
 from cifar_demo.ui import build_app, launch_settings, train_tab
 from cifar_demo.ui.classify_tab import example_paths
 from cifar_demo.ui.local_server import free_port
-from tests.conftest import toy_dataset
+from tests.conftest import shown_value, tiny_run, toy_dataset
 
-TINY_RUN = {
-    "preset_value": "Custom", "start_value": "From scratch", "epochs_value": 2, "train_size_value": 200,
-    "batch_size_value": 25, "learning_rate_value": 0.05, "width_value": 0.125, "augment_value": True,
-    "smoothing_value": 0.1, "seed_value": 0,
-}
-
-
-def shown_value(output):
-    return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
+TINY_RUN = tiny_run(epochs_value=2)
 
 
 def confidences(result):
