@@ -20,7 +20,7 @@ def source(tmp_path_factory):
     pixels = rng.integers(0, 256, (500, 32, 32, 3), dtype=np.uint8)
     path = tmp_path_factory.mktemp("predictions") / "p.npz"
     PredictionSet.from_arrays(probabilities, labels, pixels).save(path)
-    return mistakes_tab.shipped_source(Predictor(build_model((4, 8, 16))), path)
+    return mistakes_tab.shipped_source(Predictor(build_model((4, 8, 16))), PredictionSet.load(path))
 
 
 def test_overview_counts_match_the_predictions(source):

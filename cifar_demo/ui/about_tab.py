@@ -10,10 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from cifar_demo import plots
-from cifar_demo.evaluate import PredictionSet, apply_temperature
+from cifar_demo.evaluate import apply_temperature
 from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
-from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
+from cifar_demo.predictor import SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
 
 MODEL_CARD = WEIGHTS_DIR / "README.md"
 CURVES = WEIGHTS_DIR / "training_curves.png"
@@ -88,12 +88,12 @@ def reliability_figure(predictions, temperature):
                                      title="Calibration on the official test set")
 
 
-def build(predictor, detector, metrics):
+def build(predictor, detector, metrics, predictions):
     """Lays out the tab for the shipped `predictor`, its OOD `detector`, its `metrics` (what
-    `evaluate --json` measured) and the files beside them."""
+    `evaluate --json` measured), its test-set `predictions` (a PredictionSet) and the files
+    beside them."""
     held_out = json.loads(config_path_for(SHIPPED_WEIGHTS).read_text())["val_size"]
     card = MODEL_CARD.read_text()
-    predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
 
     gr.Markdown(summary_markdown(metrics, predictor), elem_id="about-summary")
     with gr.Row(equal_height=False):

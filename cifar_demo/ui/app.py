@@ -9,7 +9,8 @@ import gradio as gr
 import numpy as np
 
 from cifar_demo.ood import OodDetector
-from cifar_demo.predictor import SHIPPED_METRICS, Predictor
+from cifar_demo.evaluate import PredictionSet
+from cifar_demo.predictor import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, Predictor
 from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
 
 TITLE = "CIFAR-10 Studio"
@@ -67,6 +68,7 @@ def build_app(predictor=None):
     # sooner waits for the same build (the Predictor builds each function once, under a lock).
     threading.Thread(target=warm_up, args=(predictor, detector), daemon=True).start()
     metrics = shipped_metrics()
+    predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)  # for the Mistakes and About tabs
     with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
@@ -81,11 +83,11 @@ def build_app(predictor=None):
             with gr.Tab("Data", id="data"):
                 data_tab.build()
             with gr.Tab("Mistakes", id="mistakes"):
-                mistakes_tab.build(predictor, trained_model)
+                mistakes_tab.build(predictor, trained_model, predictions)
             with gr.Tab("Train", id="train") as train:
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about"):
-                about_tab.build(predictor, detector, metrics)
+                about_tab.build(predictor, detector, metrics, predictions)
 
         def free_session(request: gr.Request):
             """Schedules a closed page's state for deletion after the grace period."""

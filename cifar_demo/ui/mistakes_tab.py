@@ -55,8 +55,9 @@ class Source:
         return summarize_predictions(self.predictions, self.labels)
 
 
-def shipped_source(predictor, path=SHIPPED_TEST_PREDICTIONS):
-    predictions = PredictionSet.load(path)
+def shipped_source(predictor, predictions=None):
+    """The shipped model's answers: a PredictionSet (weights/test_predictions.npz when None)."""
+    predictions = predictions if predictions is not None else PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
     return Source(SHIPPED, predictions.probabilities, predictions.labels, predictions.predictions, predictions.image,
                   predictor)
 
@@ -196,10 +197,11 @@ def comparison(shipped, trained, kind_name):
     return summary, items
 
 
-def build(predictor, trained_model, shipped=None):
-    """Lays out the tab with its first view already computed (for `shipped`, by default
-    weights/test_predictions.npz and `predictor`); `trained_model` is the session's gr.State."""
-    shipped = shipped if shipped is not None else shipped_source(predictor)
+def build(predictor, trained_model, predictions=None):
+    """Lays out the tab with its first view already computed for the shipped `predictor` and
+    its test-set `predictions` (read from weights/test_predictions.npz when None);
+    `trained_model` is the session's gr.State."""
+    shipped = shipped_source(predictor, predictions)
     first_overview = overview(shipped)
     first_order = next(iter(ORDERS))
     first_items, first_line, first_shown, _ = gallery_page(shipped, ANY, ANY, first_order, 0)
