@@ -97,9 +97,14 @@ def apply_temperature(probabilities, temperature):
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature!r}")
     logits = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+    return softmax(logits).astype(np.float32)
+
+
+def softmax(logits):
+    """Row-wise softmax in float64, shifted by each row's maximum so that exp cannot overflow."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def negative_log_likelihood(probabilities, labels):

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from cifar_demo import CLASSES
+from cifar_demo.evaluate import softmax
 from cifar_demo.images import resize_for_model
 
 SCORES = ("max_probability", "energy", "mahalanobis", "early_mahalanobis", "combined_mahalanobis")
@@ -55,12 +56,6 @@ def ood_path_for(weights_path):
     weights_path = Path(weights_path)
     stem = weights_path.name.removesuffix(".weights.h5").removesuffix(".h5")
     return weights_path.with_name(f"{stem}.ood.npz")
-
-
-def softmax(logits):
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def logsumexp(values):
