@@ -26,8 +26,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cifar_demo import CLASSES, Predictor  # noqa: E402
-from cifar_demo.evaluate import PredictionSet  # noqa: E402
-from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS  # noqa: E402
+from cifar_demo.predictions import PredictionSet  # noqa: E402
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS  # noqa: E402
 from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
 
 CANDIDATE_LAYERS = ("stage3_conv3_relu", "stage3_conv1_relu", "stage2_conv3_relu", "stage2_conv1_relu")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_demo.artifacts import SHIPPED_SAMPLE
+
 ENV_VAR = "CIFAR10_PATH"
-# The fixed sample of training images the Data tab opens with (`--write-sample`).
-SHIPPED_SAMPLE = Path(__file__).resolve().parent.parent / "weights" / "train_sample.npz"
 SAMPLE_PER_CLASS = 10       # images per class in a sample: the blog's 10x10 grid
 NUM_CLASSES = 10
 BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -25,6 +25,25 @@ class Cifar10:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+
+def split_training_set(num_images, val_size, train_size=None, seed=0):
+    """Deterministic (train indices, validation indices), each sorted, of a training set of
+    `num_images`: `val_size` held out at random (by `seed`), then the first `train_size`
+    of the rest in the same random order (all of them when None)."""
+    if val_size >= num_images:
+        raise ValueError(f"val_size {val_size} leaves no training images out of {num_images}")
+    order = np.random.default_rng([seed, 0]).permutation(num_images)
+    val_indices = np.sort(order[:val_size])
+    rest = order[val_size:]
+    if train_size is not None:
+        if train_size > len(rest):
+            raise ValueError(
+                f"train_size {train_size} exceeds the {len(rest)} training images "
+                f"left after holding out {val_size} for validation"
+            )
+        rest = rest[:train_size]
+    return np.sort(rest), val_indices
 
 
 def load_cifar10(path=None):

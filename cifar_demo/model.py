@@ -11,6 +11,10 @@ CIFAR10_STD = (62.9932, 62.0887, 66.7049)
 DEFAULT_WIDTHS = (64, 128, 256)
 CONVOLUTIONS_PER_STAGE = 3
 PRECISIONS = ("float32", "mixed_bfloat16")
+# Layers other modules read by name.
+EARLY_LAYER = "stage1_conv3_relu"  # the first stage's output: colour and texture detectors
+FEATURES_LAYER = "global_pool"     # the pooled features the final Dense layer reads
+LOGITS_LAYER = "probabilities"     # that Dense layer; its softmax is applied inside it
 
 
 def scaled_widths(width_mult):

@@ -36,8 +36,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import softmax
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, config_path_for, ood_path_for
+from cifar_demo.data import load_cifar10, split_training_set
 from cifar_demo.images import resize_for_model
+from cifar_demo.metrics import softmax
+from cifar_demo.model import EARLY_LAYER, FEATURES_LAYER
+from cifar_demo.predictor import Predictor
+from cifar_demo.training import TrainConfig
 
 SCORES = ("max_probability", "energy", "mahalanobis", "early_mahalanobis", "combined_mahalanobis")
 TARGET_FLAG_RATE = 0.05      # share of held-out CIFAR-10 images the threshold flags
@@ -49,13 +54,6 @@ STROKE_WIDTHS = (14, 30)     # pixels on that canvas: around the app's 22 px bru
 COVARIANCE_RIDGE = 1e-4
 GENERATED_SETS = ("uniform noise", "solid colours", "drawings", "blurred noise")
 GENERATED_PER_SET = 1000     # images per generated set when fitting
-
-
-def ood_path_for(weights_path):
-    """The OOD statistics saved beside a weights file: x.weights.h5 -> x.ood.npz."""
-    weights_path = Path(weights_path)
-    stem = weights_path.name.removesuffix(".weights.h5").removesuffix(".h5")
-    return weights_path.with_name(f"{stem}.ood.npz")
 
 
 def logsumexp(values):
@@ -147,8 +145,6 @@ class OodDetector:
         if "mahalanobis" in score_name and statistics is None:
             raise ValueError(f"the {score_name} score needs feature statistics (class means and precision matrices)")
         if statistics is not None:
-            from cifar_demo.predictor import EARLY_LAYER, FEATURES_LAYER
-
             widths = (predictor.model.get_layer(FEATURES_LAYER).output.shape[-1],
                       2 * predictor.model.get_layer(EARLY_LAYER).output.shape[-1])
             fitted = (statistics.means.shape[1], statistics.early_means.shape[1])
@@ -166,8 +162,6 @@ class OodDetector:
     @classmethod
     def load(cls, predictor, path=None):
         """Reads score, threshold and statistics (the shipped weights' when `path` is None)."""
-        from cifar_demo.predictor import SHIPPED_WEIGHTS
-
         path = Path(path) if path is not None else ood_path_for(SHIPPED_WEIGHTS)
         if not path.is_file():
             raise ValueError(f"no out-of-distribution statistics at {path} (python -m cifar_demo.ood --fit writes them)")
@@ -283,9 +277,7 @@ def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, log=print):
     on the held-out images, and sets its threshold so that TARGET_FLAG_RATE of those
     held-out images are flagged. Returns (detector, table) where table[score] holds the
     AUROCs against the test set and the flag rates on every set."""
-    from cifar_demo.training import split_training_set
-
-    train_indices, val_indices = split_training_set(len(data.x_train), config)
+    train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
     if len(val_indices) == 0:
         raise ValueError("the run held out no training images to fit the threshold on")
     log(f"features of {len(train_indices):,} training images ...")
@@ -338,10 +330,6 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=GENERATED_PER_SET, help="images per generated set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated sets")
     args = parser.parse_args(argv)
-
-    from cifar_demo.data import load_cifar10
-    from cifar_demo.predictor import SHIPPED_WEIGHTS, Predictor, config_path_for
-    from cifar_demo.training import TrainConfig
 
     weights = Path(args.weights) if args.weights else SHIPPED_WEIGHTS
     try:

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import apply_temperature, expected_calibration_error, reliability_bins
+from cifar_demo.metrics import apply_temperature, expected_calibration_error, reliability_bins
 
 
 def training_curves(history, title="Training curves"):

@@ -10,18 +10,15 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import apply_temperature
+from cifar_demo.metrics import apply_temperature
 from cifar_demo.images import MODEL_SIZE, resize_for_model, square_crop_box, to_model_input, to_rgb_image
-from cifar_demo.model import build_model, scaled_widths
+from cifar_demo.model import EARLY_LAYER, FEATURES_LAYER, LOGITS_LAYER, build_model, scaled_widths
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "cifar10_cnn.weights.h5"
 SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"  # what `evaluate --json` measured
 SHIPPED_TEST_PREDICTIONS = WEIGHTS_DIR / "test_predictions.npz"  # `evaluate --write-predictions`
 BATCH_SIZE = 256
-FEATURES_LAYER = "global_pool"   # the pooled features the final Dense layer reads
-LOGITS_LAYER = "probabilities"   # that Dense layer; its softmax is applied inside it
-EARLY_LAYER = "stage1_conv3_relu"  # the first stage's output: colour and texture detectors
 # Grad-CAM explains the last convolution, the one global pooling reads. There Grad-CAM
 # equals CAM exactly: the class score is the Dense kernel applied to the spatial mean of
 # these activations, so each channel's gradient is its kernel weight / 64 at every

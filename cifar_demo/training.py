@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import keras
 import numpy as np
 
-from cifar_demo.evaluate import negative_log_likelihood
+from cifar_demo.metrics import negative_log_likelihood
 from cifar_demo.model import PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 
@@ -203,23 +203,6 @@ def augment_images(images, rng, padding=4, flip=True):
     return out
 
 
-def split_training_set(num_images, config):
-    """Deterministic (train indices, validation indices) for the config's seed and sizes."""
-    if config.val_size >= num_images:
-        raise ValueError(f"val_size {config.val_size} leaves no training images out of {num_images}")
-    order = np.random.default_rng([config.seed, 0]).permutation(num_images)
-    val_indices = np.sort(order[: config.val_size])
-    rest = order[config.val_size :]
-    if config.train_size is not None:
-        if config.train_size > len(rest):
-            raise ValueError(
-                f"train_size {config.train_size} exceeds the {len(rest)} training images "
-                f"left after holding out {config.val_size} for validation"
-            )
-        rest = rest[: config.train_size]
-    return np.sort(rest), val_indices
-
-
 def build_training_model(config, total_steps):
     """The config's model (fine-tuning start loaded, if any), compiled with the recipe's
     optimizer, schedule and loss; shared with bench/train_throughput.py."""
@@ -266,7 +249,7 @@ class Trainer:
     def run(self, data):
         """Trains on `data` (a cifar_demo.data.Cifar10) and returns a TrainResult."""
         config = self.config
-        train_indices, val_indices = split_training_set(len(data.x_train), config)
+        train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
         x_train, y_train = data.x_train[train_indices], data.y_train[train_indices]
         if config.val_size > 0:
             x_val, y_val = data.x_train[val_indices], data.y_train[val_indices]

@@ -7,9 +7,8 @@ import pytest
 from PIL import Image
 
 from cifar_demo import CLASSES
-from cifar_demo.data import (
-    SHIPPED_SAMPLE, DataSample, channel_statistics, class_counts, load_cifar10, make_sample, sample_indices, write_examples,
-)
+from cifar_demo.artifacts import SHIPPED_SAMPLE
+from cifar_demo.data import DataSample, channel_statistics, class_counts, load_cifar10, make_sample, sample_indices, split_training_set, write_examples
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from tests.conftest import cifar10_path, requires_cifar10, toy_dataset
 
@@ -153,3 +152,21 @@ def test_shipped_sample_is_real_training_images():
     sample = DataSample.load(SHIPPED_SAMPLE)
     np.testing.assert_array_equal(sample.images, data.x_train[sample.indices])
     np.testing.assert_array_equal(sample.labels, data.y_train[sample.indices])
+
+
+def test_split_is_deterministic_disjoint_and_seeded():
+    train, val = split_training_set(1000, val_size=100, train_size=300, seed=3)
+    again_train, again_val = split_training_set(1000, val_size=100, train_size=300, seed=3)
+    np.testing.assert_array_equal(train, again_train)
+    np.testing.assert_array_equal(val, again_val)
+    assert len(train) == 300 and len(val) == 100 and not set(train) & set(val)
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(val) > 0)
+    _, other_val = split_training_set(1000, val_size=100, train_size=300, seed=4)
+    assert not np.array_equal(val, other_val)
+    everything, _ = split_training_set(1000, val_size=100, seed=3)
+    assert set(everything) == set(range(1000)) - set(val)
+    with pytest.raises(ValueError, match="exceeds"):
+        split_training_set(350, val_size=100, train_size=300, seed=3)
+    with pytest.raises(ValueError, match="leaves no training images"):
+        split_training_set(100, val_size=100)
+

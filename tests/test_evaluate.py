@@ -2,19 +2,8 @@ import numpy as np
 import pytest
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import (
-    GRID_IMAGES,
-    PredictionSet,
-    apply_temperature,
-    compare_predictions,
-    confusion_matrix,
-    expected_calibration_error,
-    fit_temperature,
-    per_class_accuracy,
-    rank_mistakes,
-    reliability_bins,
-    summarize,
-)
+from cifar_demo.metrics import apply_temperature, compare_predictions, confusion_matrix, expected_calibration_error, fit_temperature, per_class_accuracy, reliability_bins, summarize
+from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
 
 
 def test_confusion_matrix_against_a_loop_oracle():
@@ -127,7 +116,7 @@ def test_temperature_fit_recovers_the_temperature_that_generated_the_labels():
     calibrated /= calibrated.sum(axis=1, keepdims=True)
     labels = np.array([rng.choice(10, p=row) for row in calibrated])
     overconfident = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    fitted = fit_temperature(overconfident, labels)
+    fitted = fit_temperature(logits, labels)
     assert fitted == pytest.approx(true_temperature, rel=0.05)
     rescaled = apply_temperature(overconfident, fitted)
     np.testing.assert_allclose(rescaled.sum(axis=1), 1, atol=1e-5)

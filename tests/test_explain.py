@@ -10,7 +10,7 @@ from PIL import Image
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.images import overlay_heatmap
 from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.predictor import LOGITS_LAYER
+from cifar_demo.model import LOGITS_LAYER
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
 TINY_WIDTH_MULT = 0.125

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import PredictionSet
+from cifar_demo.predictions import PredictionSet
 from cifar_demo.model import build_model
 from cifar_demo.predictor import Predictor
 from cifar_demo.ui import mistakes_tab

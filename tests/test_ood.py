@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from cifar_demo import Predictor, ood
-from cifar_demo.evaluate import GRID_IMAGES, PredictionSet
+from cifar_demo.predictions import GRID_IMAGES, PredictionSet
 from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS, NetworkOutputs
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, calibration_path_for, config_path_for, ood_path_for
+from cifar_demo.predictor import NetworkOutputs
 from cifar_demo.training import TrainConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
@@ -158,8 +159,10 @@ def test_assess_says_what_the_ui_shows(tiny_predictor):
         ood.OodDetector(tiny_predictor, "energy", 0.0).assess(pixels[None])
 
 
-def test_ood_path_for():
-    assert ood.ood_path_for("weights/cifar10_cnn.weights.h5").name == "cifar10_cnn.ood.npz"
+def test_companion_paths():
+    assert ood_path_for("weights/cifar10_cnn.weights.h5").name == "cifar10_cnn.ood.npz"
+    assert config_path_for("runs/x/model.weights.h5") == Path("runs/x/model.config.json")
+    assert calibration_path_for("a/b.h5").name == "b.calibration.json"
 
 
 @pytest.mark.parametrize("name", ood.GENERATED_SETS)

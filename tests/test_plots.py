@@ -1,7 +1,7 @@
 import numpy as np
 
 from cifar_demo import CLASSES
-from cifar_demo.evaluate import apply_temperature, expected_calibration_error, reliability_bins
+from cifar_demo.metrics import apply_temperature, expected_calibration_error, reliability_bins
 from cifar_demo.plots import confusion_matrix_figure, prediction_grid, reliability_diagram, smooth, training_curves
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.predictor import calibration_path_for, config_path_for
+from cifar_demo.artifacts import calibration_path_for, config_path_for
 
 TINY_WIDTH_MULT = 0.125
 

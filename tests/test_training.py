@@ -16,7 +16,6 @@ from cifar_demo.training import (
     Trainer,
     augment_images,
     save_final_weights,
-    split_training_set,
 )
 
 TINY = dict(width_mult=0.125, batch_size=32, val_size=64, train_size=192, learning_rate=0.05, seed=1)
@@ -85,16 +84,6 @@ def test_config_round_trips_through_json():
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ValueError, match="unknown training settings: colour"):
         TrainConfig.from_dict({"colour": "red"})
-
-
-def test_split_is_deterministic_and_disjoint():
-    config = TrainConfig(val_size=100, train_size=300, seed=3)
-    train, val = split_training_set(1000, config)
-    again_train, again_val = split_training_set(1000, config)
-    np.testing.assert_array_equal(train, again_train)
-    assert len(train) == 300 and len(val) == 100 and not set(train) & set(val)
-    with pytest.raises(ValueError, match="exceeds"):
-        split_training_set(350, config)
 
 
 def test_augmentation_is_seeded_crop_and_flip():

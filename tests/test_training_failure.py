@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from cifar_demo import Predictor, training
-from cifar_demo.predictor import SHIPPED_WEIGHTS
+from cifar_demo.artifacts import SHIPPED_WEIGHTS
 from cifar_demo.ui import build_app, launch_settings, train_tab
 from cifar_demo.ui.classify_tab import example_paths
 from cifar_demo.ui.local_server import free_port

@@ -5,7 +5,7 @@ from pathlib import Path
 import gradio as gr
 
 from cifar_demo import CLASSES, images
-from cifar_demo.predictor import WEIGHTS_DIR
+from cifar_demo.artifacts import WEIGHTS_DIR
 from cifar_demo.ui import explain_views
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
 

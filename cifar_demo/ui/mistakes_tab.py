@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from cifar_demo import CLASSES, images, plots
-from cifar_demo.evaluate import GRID_IMAGES, PredictionSet, compare_predictions, rank_mistakes, summarize_predictions
-from cifar_demo.predictor import SHIPPED_TEST_PREDICTIONS
+from cifar_demo.metrics import compare_predictions, summarize_predictions
+from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.ui import explain_views, train_tab
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 

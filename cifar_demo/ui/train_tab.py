@@ -20,8 +20,9 @@ import gradio as gr
 import numpy as np
 
 from cifar_demo import CLASSES, data, plots, training
-from cifar_demo.evaluate import GRID_IMAGES
-from cifar_demo.predictor import SHIPPED_WEIGHTS, Predictor
+from cifar_demo.predictions import GRID_IMAGES
+from cifar_demo.artifacts import SHIPPED_WEIGHTS
+from cifar_demo.predictor import Predictor
 from cifar_demo.ui.training_runs import (
     RunFailed,
     RunFinished,

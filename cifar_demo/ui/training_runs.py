@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from cifar_demo.evaluate import summarize
+from cifar_demo.metrics import summarize
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import BatchEnded, TrainResult, Trainer
 

@@ -1,0 +1,37 @@
+"""Where the shipped artifacts live, and the companion files saved beside any weights file.
+
+A weights file `x.weights.h5` travels with `x.config.json` (its TrainConfig: the width the
+model is built with), `x.calibration.json` (the fitted temperature) and `x.ood.npz` (the
+out-of-distribution statistics). Everything that reads or writes one asks here for its name.
+"""
+
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "cifar10_cnn.weights.h5"
+SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"       # what `evaluate --json` measured
+SHIPPED_TEST_PREDICTIONS = WEIGHTS_DIR / "test_predictions.npz"  # `evaluate --write-predictions`
+SHIPPED_SAMPLE = WEIGHTS_DIR / "train_sample.npz"                # `data --write-sample`: the Data tab's images
+EXAMPLES_DIR = WEIGHTS_DIR / "examples"                          # `data --write-examples`: one test image per class
+
+
+def companion_path(weights_path, kind, suffix=".json"):
+    """The file of `kind` saved beside a weights file: (x.weights.h5, "config") -> x.config.json."""
+    weights_path = Path(weights_path)
+    stem = weights_path.name.removesuffix(".weights.h5").removesuffix(".h5")
+    return weights_path.with_name(f"{stem}.{kind}{suffix}")
+
+
+def config_path_for(weights_path):
+    """x.weights.h5 -> x.config.json: the training settings, width included."""
+    return companion_path(weights_path, "config")
+
+
+def calibration_path_for(weights_path):
+    """x.weights.h5 -> x.calibration.json: the fitted temperature."""
+    return companion_path(weights_path, "calibration")
+
+
+def ood_path_for(weights_path):
+    """x.weights.h5 -> x.ood.npz: the out-of-distribution statistics and threshold."""
+    return companion_path(weights_path, "ood", ".npz")
