@@ -12,16 +12,29 @@ from pathlib import Path
 
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, calibration_path_for, config_path_for
 from cifar_demo.data import load_cifar10, split_training_set
-from cifar_demo.metrics import (
-    apply_temperature, expected_calibration_error, fit_temperature, negative_log_likelihood, summarize,
-)
+from cifar_demo.metrics import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax, summarize
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, file_sha256
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import TrainConfig
 
 
 def evaluate_predictor(predictor, images, labels):
+    """summarize() of the predictor's calibrated probabilities on labelled images."""
     return summarize(predictor.predict_proba(images), labels)
+
+
+def evaluate_logits(logits, labels, temperature):
+    """summarize() of softmax(logits / T), with calibration error and NLL at T and at 1."""
+    calibrated, raw = softmax(logits, temperature), softmax(logits)
+    report = summarize(calibrated, labels)
+    report.update(
+        temperature=temperature,
+        ece=expected_calibration_error(calibrated, labels),
+        ece_uncalibrated=expected_calibration_error(raw, labels),
+        nll=negative_log_likelihood(calibrated, labels),
+        nll_uncalibrated=negative_log_likelihood(raw, labels),
+    )
+    return report
 
 
 def format_report(report, weights):
@@ -36,9 +49,10 @@ def format_report(report, weights):
 
 
 def calibrate(predictor, weights_path, data):
-    """Fits the predictor's temperature on the training images its run held out (the
-    split is rebuilt from the config saved beside the weights; never the test set) and
-    writes it to `<name>.calibration.json`, where Predictor.load finds it."""
+    """Fits a temperature to the predictor's logits on the training images its run held
+    out (the split is rebuilt from the config saved beside the weights; never the test
+    set) and writes it to `<name>.calibration.json`, where Predictor.load finds it.
+    Returns the record written; `Predictor(model, record["temperature"])` applies it."""
     config_path = config_path_for(weights_path)
     if not config_path.is_file():
         raise ValueError(f"{config_path} not found: it says which training images the run held out")
@@ -46,18 +60,16 @@ def calibrate(predictor, weights_path, data):
     if config.val_size == 0:
         raise ValueError(f"{weights_path} was trained on every training image: no held-out images to calibrate on")
     _, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
-    predictor.temperature = 1.0
-    raw = predictor.predict_proba(data.x_train[val_indices])
+    logits = predictor.predict_logits(data.x_train[val_indices])
     labels = data.y_train[val_indices]
-    temperature = fit_temperature(raw, labels)
+    temperature = fit_temperature(logits, labels)
     record = {
         "temperature": round(temperature, 6),
         "fitted_on": f"{len(val_indices):,} training images held out of training (seed {config.seed} split)",
-        "held_out_nll_before": round(negative_log_likelihood(raw, labels), 5),
-        "held_out_nll_after": round(negative_log_likelihood(apply_temperature(raw, temperature), labels), 5),
+        "held_out_nll_before": round(negative_log_likelihood(softmax(logits), labels), 5),
+        "held_out_nll_after": round(negative_log_likelihood(softmax(logits, temperature), labels), 5),
     }
     calibration_path_for(weights_path).write_text(json.dumps(record, indent=2) + "\n")
-    predictor.temperature = temperature
     return record
 
 
@@ -89,30 +101,21 @@ def main(argv=None):
         predictor = Predictor.load(weights)
         if args.fit_temperature:
             record = calibrate(predictor, weights, data)
+            predictor = Predictor(predictor.model, record["temperature"])
             print(f"temperature {record['temperature']:.4f} fitted on {record['fitted_on']}: held-out NLL "
                   f"{record['held_out_nll_before']:.4f} -> {record['held_out_nll_after']:.4f}", file=sys.stderr)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    temperature = predictor.temperature
-    predictor.temperature = 1.0
-    raw = predictor.predict_proba(data.x_test)
-    probabilities = apply_temperature(raw, temperature)
-    report = summarize(probabilities, data.y_test)
-    report.update(
-        temperature=temperature,
-        ece=expected_calibration_error(probabilities, data.y_test),
-        ece_uncalibrated=expected_calibration_error(raw, data.y_test),
-        nll=negative_log_likelihood(probabilities, data.y_test),
-        nll_uncalibrated=negative_log_likelihood(raw, data.y_test),
-    )
+    logits = predictor.predict_logits(data.x_test)
+    report = evaluate_logits(logits, data.y_test, predictor.temperature)
     if args.tta:
-        predictor.temperature = temperature
         report["tta_accuracy"] = summarize(predictor.predict_proba(data.x_test, tta=True), data.y_test)["accuracy"]
     report["weights"] = str(args.weights) if args.weights else f"{SHIPPED_WEIGHTS.parent.name}/{SHIPPED_WEIGHTS.name}"
     print(json.dumps(report, indent=2) if args.json else format_report(report, report["weights"]))
     if args.write_predictions is not None:
         out = Path(args.write_predictions or SHIPPED_TEST_PREDICTIONS)
+        probabilities = softmax(logits, predictor.temperature).astype("float32")
         predictions = PredictionSet.from_arrays(probabilities, data.y_test, data.x_test, file_sha256(weights))
         predictions.save(out)
         print(f"wrote {out}: probabilities of {len(data.y_test):,} test images and the pixels of "

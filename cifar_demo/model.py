@@ -14,7 +14,9 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # Layers other modules read by name.
 EARLY_LAYER = "stage1_conv3_relu"  # the first stage's output: colour and texture detectors
 FEATURES_LAYER = "global_pool"     # the pooled features the final Dense layer reads
-LOGITS_LAYER = "probabilities"     # that Dense layer; its softmax is applied inside it
+LOGITS_LAYER = "logits"            # that Dense layer: the class scores before the softmax
+PROBABILITIES_LAYER = "probabilities"  # the float32 softmax over the logits
+EXPLAIN_LAYER = "stage3_conv3_relu"  # the last convolution, which global pooling reads
 
 
 def scaled_widths(width_mult):
@@ -28,12 +30,15 @@ def build_model(widths=DEFAULT_WIDTHS, num_classes=10, name="cifar10_cnn", preci
     """Builds the blog's CNN as a Functional model taking uint8-range RGB (N, 32, 32, 3).
 
     Three stages of three [Conv2D 3x3 'same' -> BatchNorm -> ReLU], with 2x2 average
-    pooling after the first two stages, then global average pooling and a softmax
-    Dense layer. Normalisation by the training-set statistics happens inside the
+    pooling after the first two stages, then global average pooling, a Dense layer
+    giving the logits and a float32 softmax (a layer of its own, so the logits are an
+    output anyone can read: calibration, explanations and OOD scores start from them).
+    Weights saved before the softmax had its own layer load unchanged: it has none.
+    Normalisation by the training-set statistics happens inside the
     model, so callers feed raw 0..255 pixels and cannot forget it.
 
     `precision` "mixed_bfloat16" computes in bfloat16 with float32 variables (the
-    saved weights are the same either way); the softmax always runs in float32.
+    saved weights are the same either way); logits and softmax always run in float32.
     The policy is passed to each layer rather than set globally, so a bf16 training
     run in one thread never changes a model another thread builds.
     """
@@ -60,7 +65,8 @@ def build_model(widths=DEFAULT_WIDTHS, num_classes=10, name="cifar10_cnn", preci
         if stage < len(widths):
             x = keras.layers.AveragePooling2D(pool_size=2, name=f"stage{stage}_pool", dtype=precision)(x)
     x = keras.layers.GlobalAveragePooling2D(name="global_pool", dtype=precision)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
+    logits = keras.layers.Dense(num_classes, name=LOGITS_LAYER, dtype="float32")(x)
+    outputs = keras.layers.Activation("softmax", name=PROBABILITIES_LAYER, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -1,4 +1,8 @@
-"""Predictor: trained weights -> class probabilities, with no Gradio in sight."""
+"""Predictor: trained weights -> class probabilities, with no Gradio in sight.
+
+Written in keras.ops for every Keras backend; cifar_demo.backend compiles its forward
+passes for the backend that runs.
+"""
 
 import json
 import threading
@@ -7,69 +11,51 @@ from typing import NamedTuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from cifar_demo import CLASSES
-from cifar_demo.metrics import apply_temperature
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, calibration_path_for, config_path_for
+from cifar_demo.backend import compile_inference, input_gradient
 from cifar_demo.images import MODEL_SIZE, resize_for_model, square_crop_box, to_model_input, to_rgb_image
-from cifar_demo.model import EARLY_LAYER, FEATURES_LAYER, LOGITS_LAYER, build_model, scaled_widths
+from cifar_demo.model import (
+    EARLY_LAYER, EXPLAIN_LAYER, FEATURES_LAYER, LOGITS_LAYER, build_model, scaled_widths,
+)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-SHIPPED_WEIGHTS = WEIGHTS_DIR / "cifar10_cnn.weights.h5"
-SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"  # what `evaluate --json` measured
-SHIPPED_TEST_PREDICTIONS = WEIGHTS_DIR / "test_predictions.npz"  # `evaluate --write-predictions`
 BATCH_SIZE = 256
-# Grad-CAM explains the last convolution, the one global pooling reads. There Grad-CAM
-# equals CAM exactly: the class score is the Dense kernel applied to the spatial mean of
-# these activations, so each channel's gradient is its kernel weight / 64 at every
-# position. Its 8x8 grid (4 px cells) is coarse, but it is where the network's class
-# evidence is. Measured with `bench/gradcam.py --compare-layers` (153 CIFAR-10 test
-# images pasted at random on a grey canvas twice their size, still classified right):
-# share of the map on the object / peak on the object, chance 25%:
-#   stage3_conv3_relu (8x8) 71% / 100%, stage3_conv1_relu (8x8) 47% / 68%,
-#   stage2_conv3_relu (16x16) 56% / 84%, stage2_conv1_relu (16x16) 47% / 70%.
-# The 16x16 maps look sharper but scatter over edges and background: their gradients
-# still pass through the whole last stage, which mixes positions.
-EXPLAIN_LAYER = "stage3_conv3_relu"
-
-
-def config_path_for(weights_path):
-    """The JSON config saved beside a weights file: x.weights.h5 -> x.config.json."""
-    return companion_path(weights_path, "config")
-
-
-def calibration_path_for(weights_path):
-    """The fitted temperature saved beside a weights file: x.weights.h5 -> x.calibration.json."""
-    return companion_path(weights_path, "calibration")
-
-
-def companion_path(weights_path, kind):
-    weights_path = Path(weights_path)
-    stem = weights_path.name.removesuffix(".weights.h5").removesuffix(".h5")
-    return weights_path.with_name(f"{stem}.{kind}.json")
 
 
 class Predictor:
-    """Wraps a Keras model in one traced tf.function, so a request costs milliseconds
-    instead of the tens that `model.predict` spends setting itself up on every call."""
+    """Wraps a Keras model in forward passes compiled once for the running backend, so a
+    request costs milliseconds instead of the tens that `model.predict` spends setting
+    itself up on every call.
+
+    The temperature (fitted on held-out images, see cifar_demo.evaluate.calibrate) is
+    fixed at construction and applied inside the compiled pass: softmax(logits / T).
+    """
 
     def __init__(self, model, temperature=1.0, explain_layer=EXPLAIN_LAYER):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
         self.model = model
-        self.temperature = float(temperature)  # divides the logits; fitted on held-out images
+        self._temperature = float(temperature)
         self.explain_layer = explain_layer
-        self._forward = tf.function(
-            lambda images: model(images, training=False),
-            input_signature=[tf.TensorSpec((None, 32, 32, 3), tf.float32)],
-        )
+        logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+
+        def forward(images):
+            logits = keras.ops.cast(logits_model(images, training=False), "float32")
+            return logits, keras.ops.softmax(logits / self._temperature, axis=-1)
+
+        self._forward = compile_inference(model, forward)
         # Built on first use: training evaluates through a Predictor every epoch and never
-        # needs them. Each is one Functional sub-model in one tf.function traced once.
+        # needs them. The app's worker threads share one Predictor, so each is built once,
+        # under this lock.
         self._features_function = None
-        self._gradcam_function = None
-        # The app's worker threads share one Predictor: the functions above are built once,
-        # on first use, under this lock.
+        self._explain_function = None
         self._build_lock = threading.Lock()
+
+    @property
+    def temperature(self):
+        """Divides the logits before the softmax; 1.0 leaves the network's own probabilities."""
+        return self._temperature
 
     @classmethod
     def load(cls, path=None):
@@ -80,7 +66,7 @@ class Predictor:
         The temperature comes from `<name>.calibration.json` (`evaluate --fit-temperature`);
         without one, the probabilities are the network's own.
         """
-        path = Path(path) if path is not None else SHIPPED_WEIGHTS
+        path = SHIPPED_WEIGHTS if path is None else Path(path)
         if not path.is_file():
             raise ValueError(f"weights file not found: {path}")
         width_mult = 1.0
@@ -97,31 +83,36 @@ class Predictor:
         if calibration_path.is_file():
             temperature = float(json.loads(calibration_path.read_text())["temperature"])
         predictor = cls(model, temperature)
-        predictor.predict_proba(np.zeros((1, 32, 32, 3), dtype=np.uint8))  # trace once now
+        predictor.predict_proba(np.zeros((1, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8))  # compile once now
         return predictor
+
+    def predict_logits(self, images):
+        """uint8 (N, 32, 32, 3) -> float32 (N, 10): the network's logits, before the
+        temperature (what calibration is fitted on)."""
+        return self._batched(images, "predict_logits", lambda batch: self._forward(batch)[0])
 
     def predict_proba(self, images, tta=False):
         """uint8 (N, 32, 32, 3) -> float32 (N, 10) probabilities whose rows sum to 1,
         temperature-calibrated. `tta` averages each image with its mirror image (both go
         through the network in one batch, so one image costs one call)."""
-        images = _check_batch(images, "predict_proba")
-        step = BATCH_SIZE // 2 if tta else BATCH_SIZE
-        outputs = []
-        for start in range(0, len(images), step):
-            batch = images[start : start + step]
-            if tta:
-                batch = np.concatenate([batch, batch[:, :, ::-1]])
-            probabilities = self._forward(tf.constant(batch, dtype=tf.float32)).numpy().astype(np.float32)
-            if self.temperature != 1.0:
-                probabilities = apply_temperature(probabilities, self.temperature)
-            if tta:
-                half = len(batch) // 2
-                probabilities = (probabilities[:half] + probabilities[half:]) / 2
-            outputs.append(probabilities)
-        if not outputs:
-            return np.zeros((0, len(CLASSES)), dtype=np.float32)
-        probabilities = np.concatenate(outputs)
-        return probabilities / probabilities.sum(axis=1, keepdims=True)
+        if not tta:
+            return self._batched(images, "predict_proba", lambda batch: self._forward(batch)[1])
+
+        def mirrored(batch):
+            probabilities = self._forward(np.concatenate([batch, batch[:, :, ::-1]]))[1]
+            half = len(batch)
+            averaged = (probabilities[:half] + probabilities[half:]) / 2
+            return averaged / averaged.sum(axis=1, keepdims=True)
+
+        return self._batched(images, "predict_proba", mirrored, BATCH_SIZE // 2)
+
+    def _batched(self, images, caller, function, step=BATCH_SIZE):
+        images = _check_batch(images, caller)
+        outputs = [
+            np.asarray(function(images[start : start + step].astype(np.float32)), dtype=np.float32)
+            for start in range(0, len(images), step)
+        ]
+        return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASSES)), dtype=np.float32)
 
     def label(self, pixels, tta=False):
         """{class name: probability} for one uint8 (32, 32, 3) model input."""
@@ -144,34 +135,39 @@ class Predictor:
         texture statistics). Out-of-distribution scores are computed from them.
         """
         images = _check_batch(images, "predict_features")
-        if self._features_function is None:
-            with self._build_lock:
-                if self._features_function is None:
-                    self._features_function = self._build_features()
+        features_function = self._built("_features_function", self._build_features)
         if len(images) == 0:  # the convolutions reject an empty batch
             widths = (len(CLASSES), self.model.get_layer(FEATURES_LAYER).output.shape[-1],
                       2 * self.model.get_layer(EARLY_LAYER).output.shape[-1])
             return NetworkOutputs(*(np.zeros((0, width), np.float32) for width in widths))
-        batches = [
-            self._features_function(tf.constant(images[start : start + BATCH_SIZE], dtype=tf.float32))
-            for start in range(0, len(images), BATCH_SIZE)
-        ]
-        return NetworkOutputs(*(np.concatenate([batch[i].numpy() for batch in batches]) for i in range(3)))
+        batches = [features_function(images[start : start + BATCH_SIZE].astype(np.float32))
+                   for start in range(0, len(images), BATCH_SIZE)]
+        return NetworkOutputs(*(np.concatenate([batch[i] for batch in batches]).astype(np.float32) for i in range(3)))
 
     def _build_features(self):
-        early = self.model.get_layer(EARLY_LAYER).output
-        features_model = keras.Model(self.model.inputs, [early, self.model.get_layer(FEATURES_LAYER).output])
+        model = self.model
+        outputs_model = keras.Model(
+            model.inputs,
+            [model.get_layer(EARLY_LAYER).output, model.get_layer(FEATURES_LAYER).output,
+             model.get_layer(LOGITS_LAYER).output],
+        )
 
-        def outputs(batch):
-            activations, features = features_model(batch, training=False)
-            activations = tf.cast(activations, tf.float32)
-            early_statistics = tf.concat(
-                [tf.reduce_mean(activations, axis=(1, 2)), tf.math.reduce_std(activations, axis=(1, 2))], axis=1
+        def outputs(images):
+            early, features, logits = (keras.ops.cast(x, "float32") for x in outputs_model(images, training=False))
+            early_statistics = keras.ops.concatenate(
+                [keras.ops.mean(early, axis=(1, 2)), keras.ops.std(early, axis=(1, 2))], axis=1
             )
-            features = tf.cast(features, tf.float32)
-            return self._logits(features), features, early_statistics
+            return logits, features, early_statistics
 
-        return tf.function(outputs, input_signature=[tf.TensorSpec((None, 32, 32, 3), tf.float32)])
+        return compile_inference(model, outputs)
+
+    def _built(self, attribute, build):
+        """The lazily built function in `attribute`, built once under the lock."""
+        if getattr(self, attribute) is None:
+            with self._build_lock:
+                if getattr(self, attribute) is None:
+                    setattr(self, attribute, build())
+        return getattr(self, attribute)
 
     def explain(self, image, class_name=None):
         """Grad-CAM: where in `image` the evidence for `class_name` lies (the top class of
@@ -208,48 +204,61 @@ class Predictor:
 
     def _class_activation_map(self, pixels, class_index):
         """The ReLU'd Grad-CAM of one image at the explained layer's resolution, max 1."""
-        if self._gradcam_function is None:
-            with self._build_lock:
-                if self._gradcam_function is None:
-                    self._gradcam_function = self._build_gradcam()
+        explain_function = self._built("_explain_function", self._build_explain)
         requested = -1 if class_index is None else int(class_index)
-        cam = self._gradcam_function(
-            tf.constant(pixels[None], dtype=tf.float32), tf.constant([requested], dtype=tf.int32)
-        )[0].numpy()
-        return _normalise(cam)
+        return _normalise(explain_function(pixels[None].astype(np.float32), np.array([requested], np.int32))[0])
 
-    def _build_gradcam(self):
+    def _build_explain(self):
+        """At the layer global pooling reads, Grad-CAM is CAM: compiled, no gradient. At any
+        other layer, Grad-CAM through the backend's autodiff (gradcam_by_autodiff)."""
         try:
             layer = self.model.get_layer(self.explain_layer)
         except ValueError:
             raise ValueError(f"the model has no layer {self.explain_layer!r} to explain") from None
-        grad_model = keras.Model(self.model.inputs, [layer.output, self.model.get_layer(FEATURES_LAYER).output])
+        if self.explain_layer != EXPLAIN_LAYER:
+            return lambda images, class_indices: gradcam_by_autodiff(self.model, self.explain_layer, images, class_indices)
+        cam_model = keras.Model(self.model.inputs, [layer.output, self.model.get_layer(LOGITS_LAYER).output])
+        kernel = self.model.get_layer(LOGITS_LAYER).kernel
 
-        def gradcam(images, class_indices):
-            """Grad-CAM (Selvaraju et al. 2017) of each image for its class (-1: the top
-            class): the activations weighted by the spatial mean of the class score's
-            gradient, summed over channels and ReLU'd. The score is the pre-softmax logit:
-            the softmax's gradient vanishes for confident classes and mixes in the others."""
-            with tf.GradientTape() as tape:
-                activations, features = grad_model(images, training=False)
-                logits = self._logits(tf.cast(features, tf.float32))
-                chosen = tf.where(class_indices < 0, tf.argmax(logits, axis=1, output_type=tf.int32), class_indices)
-                scores = tf.gather(logits, chosen, batch_dims=1)
-            # Images are independent (inference-mode BatchNorm), so the gradient of the sum
-            # holds each image's own gradient.
-            gradients = tf.cast(tape.gradient(scores, activations), tf.float32)
-            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-            return tf.nn.relu(tf.reduce_sum(weights * tf.cast(activations, tf.float32), axis=-1))
+        def class_activation_map(images, class_indices):
+            """CAM (Zhou et al. 2016), which equals Grad-CAM (Selvaraju et al. 2017) here:
+            the class score is the Dense kernel applied to the spatial mean of these
+            activations, so each channel's gradient is its kernel weight / positions at
+            every position. The score is the pre-softmax logit: the softmax's gradient
+            vanishes for confident classes and mixes in the others."""
+            activations, logits = cam_model(images, training=False)
+            chosen = _chosen_classes(logits, class_indices)
+            weights = keras.ops.take(keras.ops.transpose(keras.ops.cast(kernel, "float32")), chosen, axis=0)
+            weighted = keras.ops.einsum("nhwc,nc->nhw", keras.ops.cast(activations, "float32"), weights)
+            return keras.ops.relu(weighted)
 
-        return tf.function(
-            gradcam,
-            input_signature=[tf.TensorSpec((None, 32, 32, 3), tf.float32), tf.TensorSpec((None,), tf.int32)],
-        )
+        return compile_inference(self.model, class_activation_map)
 
-    def _logits(self, features):
-        """The final Dense layer without its softmax: float32 features (N, C) -> (N, 10)."""
-        dense = self.model.get_layer(LOGITS_LAYER)
-        return tf.matmul(features, tf.convert_to_tensor(dense.kernel)) + tf.convert_to_tensor(dense.bias)
+
+def gradcam_by_autodiff(model, layer_name, images, class_indices):
+    """Grad-CAM (Selvaraju et al. 2017) at any layer, through the backend's autodiff: the
+    layer's activations weighted by the spatial mean of the class logit's gradient,
+    summed over channels and ReLU'd. float32 images (N, 32, 32, 3) and class indices (N,)
+    (-1: the top class) -> float32 (N, h, w). Images are independent (inference-mode
+    BatchNorm), so the gradient of the sum holds each image's own gradient."""
+    layer = model.get_layer(layer_name)
+    logits_output = model.get_layer(LOGITS_LAYER).output
+    activations, logits = keras.Model(model.inputs, [layer.output, logits_output])(images, training=False)
+    activations = keras.ops.convert_to_numpy(keras.ops.cast(activations, "float32"))
+    chosen = keras.ops.convert_to_numpy(_chosen_classes(logits, keras.ops.convert_to_tensor(class_indices)))
+    head = keras.Model(layer.output, logits_output)
+    one_hot = keras.ops.convert_to_tensor(np.eye(len(CLASSES), dtype=np.float32)[chosen])
+    gradients = input_gradient(
+        lambda tensor: keras.ops.cast(head(tensor, training=False), "float32") * one_hot, activations
+    )
+    weights = gradients.mean(axis=(1, 2), keepdims=True)
+    return np.maximum((weights * activations).sum(axis=-1), 0.0).astype(np.float32)
+
+
+def _chosen_classes(logits, class_indices):
+    """Each image's requested class, or its top class where the request is -1."""
+    top = keras.ops.cast(keras.ops.argmax(logits, axis=1), "int32")
+    return keras.ops.where(class_indices < 0, top, keras.ops.cast(class_indices, "int32"))
 
 
 class NetworkOutputs(NamedTuple):

@@ -91,6 +91,7 @@ def main(argv=None):
     predictor = Predictor(result.model)
     if config.val_size > 0:  # held-out images exist: fit the calibration temperature on them
         calibration = calibrate(predictor, weights, data)
+        predictor = Predictor(result.model, calibration["temperature"])
         print(f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}", flush=True)
     report = evaluate_predictor(predictor, data.x_test, data.y_test)
     metrics = {

@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 import keras
 import numpy as np
 
+from cifar_demo.data import split_training_set
 from cifar_demo.metrics import negative_log_likelihood
 from cifar_demo.model import PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor

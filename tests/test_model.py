@@ -60,4 +60,5 @@ def test_layer_table_follows_the_model_and_counts_every_parameter():
     assert by_name["stage1_conv1"]["output shape"] == "32 x 32 x 4" and by_name["stage1_conv1"]["type"] == "Conv2D"
     assert by_name["stage1_conv1"]["parameters"] == 3 * 3 * 3 * 4 + 4  # kernel + bias
     assert by_name["stage3_conv3"]["output shape"] == "8 x 8 x 16"
-    assert by_name["probabilities"]["output shape"] == "10" and by_name["probabilities"]["parameters"] == 16 * 10 + 10
+    assert by_name["logits"]["output shape"] == "10" and by_name["logits"]["parameters"] == 16 * 10 + 10
+    assert by_name["probabilities"]["type"] == "Activation" and by_name["probabilities"]["parameters"] == 0
