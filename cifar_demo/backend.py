@@ -129,10 +129,27 @@ def device_scope(device):
     return contextlib.nullcontext()
 
 
-def describe(device):
-    """One line for logs and the Train tab: backend, version and device."""
+def data_parallel(batch_size):
+    """Keras' own DataParallel distribution over every local device (JAX backend only):
+    each device gets batch_size / devices images of each batch, gradients are averaged."""
+    if BACKEND != "jax":
+        raise ValueError(
+            f"--distribute needs KERAS_BACKEND=jax: Keras' distribution API (keras.distribution.DataParallel) "
+            f"runs on the JAX backend only, and this is {BACKEND}"
+        )
+    devices = keras.distribution.list_devices()
+    if batch_size % len(devices):
+        raise ValueError(f"batch_size {batch_size} does not split evenly over the {len(devices)} devices")
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def describe(device, distribution=None):
+    """One line for logs and the Train tab: backend, version, device (and data parallelism)."""
     name = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}.get(BACKEND, BACKEND)
-    return f"Keras {keras.__version__} on {name} {_backend_version()}, {device.upper()}"
+    where = device.upper()
+    if distribution is not None:
+        where = f"data-parallel over {len(distribution.device_mesh.devices.reshape(-1))} devices"
+    return f"Keras {keras.__version__} on {name} {_backend_version()}, {where}"
 
 
 def _backend_version():

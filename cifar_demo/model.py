@@ -10,7 +10,7 @@ CIFAR10_STD = (62.9932, 62.0887, 66.7049)
 
 DEFAULT_WIDTHS = (64, 128, 256)
 CONVOLUTIONS_PER_STAGE = 3
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # Layers other modules read by name.
 EARLY_LAYER = "stage1_conv3_relu"  # the first stage's output: colour and texture detectors
 FEATURES_LAYER = "global_pool"     # the pooled features the final Dense layer reads
@@ -37,8 +37,10 @@ def build_model(widths=DEFAULT_WIDTHS, num_classes=10, name="cifar10_cnn", preci
     Normalisation by the training-set statistics happens inside the
     model, so callers feed raw 0..255 pixels and cannot forget it.
 
-    `precision` "mixed_bfloat16" computes in bfloat16 with float32 variables (the
-    saved weights are the same either way); logits and softmax always run in float32.
+    `precision` "mixed_bfloat16" (CPUs with AMX, recent GPUs) or "mixed_float16" (GPUs
+    with float16 tensor cores; training scales the loss) computes in 16 bits with float32
+    variables (the saved weights are the same either way); logits and softmax always run
+    in float32.
     The policy is passed to each layer rather than set globally, so a bf16 training
     run in one thread never changes a model another thread builds.
     """

@@ -38,7 +38,7 @@ class Predictor:
         self.model = model
         self._temperature = float(temperature)
         self.explain_layer = explain_layer
-        logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+        logits_model = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output)
 
         def forward(images):
             logits = keras.ops.cast(logits_model(images, training=False), "float32")
@@ -147,7 +147,7 @@ class Predictor:
     def _build_features(self):
         model = self.model
         outputs_model = keras.Model(
-            model.inputs,
+            model.input,
             [model.get_layer(EARLY_LAYER).output, model.get_layer(FEATURES_LAYER).output,
              model.get_layer(LOGITS_LAYER).output],
         )
@@ -217,7 +217,7 @@ class Predictor:
             raise ValueError(f"the model has no layer {self.explain_layer!r} to explain") from None
         if self.explain_layer != EXPLAIN_LAYER:
             return lambda images, class_indices: gradcam_by_autodiff(self.model, self.explain_layer, images, class_indices)
-        cam_model = keras.Model(self.model.inputs, [layer.output, self.model.get_layer(LOGITS_LAYER).output])
+        cam_model = keras.Model(self.model.input, [layer.output, self.model.get_layer(LOGITS_LAYER).output])
         kernel = self.model.get_layer(LOGITS_LAYER).kernel
 
         def class_activation_map(images, class_indices):
@@ -243,7 +243,7 @@ def gradcam_by_autodiff(model, layer_name, images, class_indices):
     BatchNorm), so the gradient of the sum holds each image's own gradient."""
     layer = model.get_layer(layer_name)
     logits_output = model.get_layer(LOGITS_LAYER).output
-    activations, logits = keras.Model(model.inputs, [layer.output, logits_output])(images, training=False)
+    activations, logits = keras.Model(model.input, [layer.output, logits_output])(images, training=False)
     activations = keras.ops.convert_to_numpy(keras.ops.cast(activations, "float32"))
     chosen = keras.ops.convert_to_numpy(_chosen_classes(logits, keras.ops.convert_to_tensor(class_indices)))
     head = keras.Model(layer.output, logits_output)

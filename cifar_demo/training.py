@@ -5,6 +5,7 @@ check a stop flag between batches, and checkpoint each epoch so that an
 interrupted run resumes where it left off. It never imports Gradio.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,6 +19,7 @@ from typing import Callable, Optional, Sequence
 import keras
 import numpy as np
 
+from cifar_demo.backend import data_parallel, describe, device_scope, resolve_device
 from cifar_demo.data import split_training_set
 from cifar_demo.metrics import negative_log_likelihood
 from cifar_demo.model import PRECISIONS, build_model, scaled_widths
@@ -96,10 +98,13 @@ class TrainConfig:
         return cls(**values)
 
 
-def fastest_precision():
-    """"mixed_bfloat16" where the CPU has AMX bf16 tiles (1.9x float32 here, see
-    bench/train_throughput.py), else "float32": without AMX, bf16 is emulated or runs on
-    AVX512_BF16 alone, which earlier measurements found no faster than float32."""
+def fastest_precision(device="cpu"):
+    """The precision that trains fastest on `device`: "mixed_bfloat16" on a GPU (bf16
+    tensor cores, as on ZeroGPU's H200s) and on CPUs with AMX bf16 tiles (1.6-1.9x float32
+    here, bench/RESULTS.md); "float32" on other CPUs, where bf16 is emulated or runs on
+    AVX512_BF16 alone, which measured no faster than float32."""
+    if device == "gpu":
+        return "mixed_bfloat16"
     try:
         with open("/proc/cpuinfo") as handle:
             flags = handle.read()
@@ -137,6 +142,7 @@ class RunStarted:
     steps_per_epoch: int
     total_steps: int
     start_step: int           # > 0 when resuming from a checkpoint
+    device: str = ""          # backend and device, e.g. "Keras 3.15.1 on JAX 0.10.2, GPU"
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,8 @@ def build_training_model(config, total_steps):
         weight_decay=config.weight_decay or None,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    if config.precision == "mixed_float16":  # float16 gradients underflow without a scaled loss
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -233,11 +241,17 @@ def build_training_model(config, total_steps):
 class Trainer:
     """Runs one training run; `stop()` (from any thread) ends it after the current batch."""
 
-    def __init__(self, config, callbacks: Sequence[Callable[[object], None]] = (), checkpoint_dir=None):
+    def __init__(self, config, callbacks: Sequence[Callable[[object], None]] = (), checkpoint_dir=None,
+                 device="auto", distribute=False):
+        """`device`: "auto" (a GPU where the backend sees one), "cpu" or "gpu". `distribute`:
+        data-parallel over all local devices with Keras' DataParallel (JAX backend). Neither
+        is a hyperparameter: a run may resume on another device."""
         config.validate()
         self.config = config
         self.callbacks = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.device = resolve_device(device)
+        self.distribution = data_parallel(config.batch_size) if distribute else None
         self._stop = threading.Event()
 
     def stop(self):
@@ -249,6 +263,11 @@ class Trainer:
 
     def run(self, data):
         """Trains on `data` (a cifar_demo.data.Cifar10) and returns a TrainResult."""
+        distributed = self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
+        with device_scope(self.device), distributed:
+            return self._run(data)
+
+    def _run(self, data):
         config = self.config
         train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
         x_train, y_train = data.x_train[train_indices], data.y_train[train_indices]
@@ -260,6 +279,14 @@ class Trainer:
             val_source = "official test set"
 
         steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+        if self.distribution is not None:
+            devices = self.distribution.device_mesh.devices.size
+            if len(x_train) % config.batch_size % devices:
+                raise ValueError(
+                    f"{len(x_train)} training images end each epoch with a batch of "
+                    f"{len(x_train) % config.batch_size}, which does not split over {devices} devices: "
+                    f"choose a train_size that does"
+                )
         total_steps = steps_per_epoch * config.epochs
 
         keras.utils.set_random_seed(config.seed)
@@ -269,7 +296,8 @@ class Trainer:
         history = {"epochs": [], "steps": []}
         start_epoch = self._resume(model, optimizer, history, steps_per_epoch)
         start_step = start_epoch * steps_per_epoch
-        self._emit(RunStarted(config, len(x_train), len(x_val), val_source, steps_per_epoch, total_steps, start_step))
+        self._emit(RunStarted(config, len(x_train), len(x_val), val_source, steps_per_epoch, total_steps, start_step,
+                              describe(self.device, self.distribution)))
 
         predictor = Predictor(model)
         step = start_step

@@ -9,8 +9,8 @@ from PIL import Image
 
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.images import overlay_heatmap
-from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.model import LOGITS_LAYER
+from cifar_demo.model import EXPLAIN_LAYER, LOGITS_LAYER, build_model, scaled_widths
+from cifar_demo.predictor import gradcam_by_autodiff
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
 TINY_WIDTH_MULT = 0.125
@@ -138,3 +138,24 @@ def test_overlay_heatmap_checks_its_arguments():
         overlay_heatmap(image[..., 0], np.zeros((8, 8)))
     with pytest.raises(ValueError, match="unknown matplotlib colormap"):
         overlay_heatmap(image, np.zeros((8, 8)), colormap="no-such-map")
+
+
+def test_cam_at_the_last_convolution_equals_grad_cam_by_the_backends_autodiff(shipped):
+    """The oracle: at the layer global pooling reads, Grad-CAM through autodiff (under
+    TensorFlow, the tf.GradientTape computation the app used before) equals the CAM the
+    Predictor computes without gradients."""
+    images = np.stack([example(name) for name in CLASSES]).astype(np.float32)
+    for requested in (-1, 3):
+        class_indices = np.full(len(images), requested, np.int32)
+        by_autodiff = gradcam_by_autodiff(shipped.model, EXPLAIN_LAYER, images, class_indices)
+        for image, expected in zip(images.astype(np.uint8), by_autodiff):
+            cam = shipped._class_activation_map(image, None if requested < 0 else requested)
+            np.testing.assert_allclose(cam, expected / expected.max(), atol=1e-4)
+
+
+def test_grad_cam_at_an_earlier_layer_uses_autodiff_and_has_that_layers_grid():
+    predictor = Predictor(build_model(scaled_widths(TINY_WIDTH_MULT)), explain_layer="stage2_conv3_relu")
+    pixels = np.random.default_rng(4).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    cam = predictor._class_activation_map(pixels, None)
+    assert cam.shape == (16, 16) and cam.dtype == np.float32 and 0 <= cam.min() and cam.max() <= 1
+    assert predictor.explain_pixels(pixels, side=64).shape == (64, 64)

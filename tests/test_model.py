@@ -48,7 +48,7 @@ def test_normalisation_happens_inside_the_model():
     normalize = keras.Model(model.input, model.get_layer("normalize").output)
     pixels = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3)).astype("float32")
     expected = (pixels - np.array(CIFAR10_MEAN)) / np.array(CIFAR10_STD)
-    np.testing.assert_allclose(normalize(pixels).numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(normalize(pixels)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_layer_table_follows_the_model_and_counts_every_parameter():

@@ -1,12 +1,15 @@
 import json
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from cifar_demo import CLASSES, Predictor
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, calibration_path_for, config_path_for
+from cifar_demo.metrics import softmax
 from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.artifacts import calibration_path_for, config_path_for
+from cifar_demo.predictions import PredictionSet
 
 TINY_WIDTH_MULT = 0.125
 
@@ -27,7 +30,7 @@ def test_predict_proba_shape_dtype_and_normalisation(tiny_predictor):
 
 def test_predict_proba_matches_the_keras_model(tiny_predictor):
     images = np.random.default_rng(1).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
-    expected = tiny_predictor.model(images.astype("float32"), training=False).numpy()
+    expected = keras.ops.convert_to_numpy(tiny_predictor.model(images.astype("float32"), training=False))
     np.testing.assert_allclose(tiny_predictor.predict_proba(images), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -119,3 +122,31 @@ def test_predict_features_gives_logits_pooled_features_and_early_statistics(tiny
     assert [a.shape for a in empty] == [(0, 10), (0, widths[-1]), (0, 2 * widths[0])]
     with pytest.raises(ValueError, match="predict_features takes uint8 images"):
         tiny_predictor.predict_features(images[0])
+
+
+def test_the_temperature_is_applied_inside_the_compiled_pass(tiny_predictor):
+    images = np.random.default_rng(8).integers(0, 256, size=(20, 32, 32, 3), dtype=np.uint8)
+    logits = tiny_predictor.predict_logits(images)
+    hot = Predictor(tiny_predictor.model, temperature=0.5)
+    np.testing.assert_allclose(hot.predict_proba(images), softmax(logits, 0.5), atol=1e-5)
+    np.testing.assert_array_equal(hot.predict_logits(images), logits)
+    with pytest.raises(AttributeError):
+        hot.temperature = 1.0  # fixed at construction: make another Predictor instead
+
+
+def fused_softmax_model(widths):
+    """The architecture as it was before the logits got a layer of their own: the softmax
+    inside the Dense layer. The oracle for 'the shipped weights still mean the same'."""
+    model = build_model(widths)
+    pooled = model.get_layer("global_pool").output
+    fused = keras.layers.Dense(10, activation="softmax", name="probabilities", dtype="float32")(pooled)
+    return keras.Model(model.input, fused)
+
+
+def test_shipped_weights_give_the_probabilities_of_the_fused_softmax_architecture():
+    old = fused_softmax_model(scaled_widths(1.0))
+    old.load_weights(SHIPPED_WEIGHTS)
+    images = PredictionSet.load(SHIPPED_TEST_PREDICTIONS).images[:200]
+    expected = keras.ops.convert_to_numpy(old(images.astype("float32"), training=False))
+    plain = Predictor(Predictor.load().model)  # temperature 1: the network's own probabilities
+    np.testing.assert_allclose(plain.predict_proba(images), expected, atol=1e-5)
