@@ -1,6 +1,6 @@
 """Server-side cost of the Data tab's first render, and of a "New draw" click.
 
-    python bench/data_render.py [--repeats 5]
+    python -m bench.data_render [--repeats 5]
 
 The first render is everything the tab shows when it opens: reading
 weights/train_sample.npz, the blog's grid of 100 training images, the class balance
@@ -13,14 +13,10 @@ import argparse
 import io
 import itertools
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import data, plots  # noqa: E402
-from cifar_demo.ui import data_tab  # noqa: E402
-from timing import time_calls  # noqa: E402  (bench/timing.py)
+from bench.timing import time_calls
+from cifar_demo import data, plots
+from cifar_demo.ui import data_tab
 
 
 def first_render():

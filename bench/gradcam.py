@@ -1,7 +1,7 @@
 """Grad-CAM latency, and which layer gives the most useful map.
 
-    python bench/gradcam.py [--weights PATH] [--repeats 100]
-    CIFAR10_PATH=.../cifar10.npz python bench/gradcam.py --compare-layers [--images 300]
+    python -m bench.gradcam [--weights PATH] [--repeats 100]
+    CIFAR10_PATH=.../cifar10.npz python -m bench.gradcam --compare-layers [--images 300]
 
 Prints p50/p90 latency of Predictor.explain on one image in-process (a CIFAR-10 test
 image as 32x32 model input, and the same enlarged to a 640x480 and a 12 MP photo),
@@ -17,18 +17,14 @@ shipped in weights/test_predictions.npz.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import CLASSES, Predictor  # noqa: E402
-from cifar_demo.predictions import PredictionSet  # noqa: E402
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS  # noqa: E402
-from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
+from bench.timing import percentiles, time_calls
+from cifar_demo import CLASSES, Predictor
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
+from cifar_demo.predictions import PredictionSet
 
 CANDIDATE_LAYERS = ("stage3_conv3_relu", "stage3_conv1_relu", "stage2_conv3_relu", "stage2_conv1_relu")
 CANVAS_SIDE = 64    # pixels: twice a CIFAR-10 image
@@ -75,7 +71,7 @@ def compare_layers(predictor, count):
         explainer = Predictor(predictor.model, predictor.temperature, explain_layer=layer)
         grid = predictor.model.get_layer(layer).output.shape[1]
         mass, peak = [], []
-        for canvas, (top, left), name in zip(canvases, boxes, kept):
+        for canvas, (top, left), name in zip(canvases, boxes, kept, strict=True):
             heatmap = explainer.explain(canvas, name)
             inside = heatmap[top : top + 32, left : left + 32]
             mass.append(inside.sum() / max(heatmap.sum(), 1e-12))

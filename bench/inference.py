@@ -1,6 +1,6 @@
 """Inference latency and throughput, side by side in one run.
 
-    python bench/inference.py [--weights PATH] [--repeats 200]
+    python -m bench.inference [--weights PATH] [--repeats 200]
 
 Prints p50/p90 latency of Predictor.classify on one 32x32 image, with and without
 horizontal-flip test-time augmentation, against plain `model.predict` on the same
@@ -9,17 +9,13 @@ images of the same shape when CIFAR-10 is absent).
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import Predictor  # noqa: E402
-from cifar_demo.data import load_cifar10  # noqa: E402
-from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
+from bench.timing import percentiles, time_calls
+from cifar_demo import Predictor
+from cifar_demo.data import load_cifar10
 
 
 def main():

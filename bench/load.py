@@ -1,6 +1,6 @@
 """/classify latency under concurrent clients, idle and while a training run is going.
 
-    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python bench/load.py [--clients 20] [--seconds 30] [--train Quick]
+    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python -m bench.load [--clients 20] [--seconds 30] [--train Quick]
 
 Starts the real app (`python app.py`) on a free loopback port, then for each phase runs
 `--clients` gradio_client clients that send the shipped example images to /classify
@@ -15,17 +15,12 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from gradio_client import Client, handle_file  # noqa: E402
-
-from cifar_demo.ui.classify_tab import example_paths  # noqa: E402
-from cifar_demo.ui.local_server import start_app, stop_app  # noqa: E402
+from cifar_demo.ui.classify_tab import example_paths
+from tests.local_server import start_app, stop_app
 
 
 def hammer(url, clients, seconds):

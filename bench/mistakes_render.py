@@ -1,6 +1,6 @@
 """Server-side cost of the Mistakes tab's first render, and of a filter click.
 
-    python bench/mistakes_render.py [--repeats 5]
+    python -m bench.mistakes_render [--repeats 5]
 
 The first render is everything the tab shows when it opens for the shipped model:
 reading weights/test_predictions.npz, the summary, per-class table and chart, the styled
@@ -12,13 +12,9 @@ process so nothing is cached), then a confusion-cell click (one filtered page).
 import argparse
 import io
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo.ui import mistakes_tab  # noqa: E402
-from timing import time_calls  # noqa: E402  (bench/timing.py)
+from bench.timing import time_calls
+from cifar_demo.ui import mistakes_tab
 
 
 def first_render():

@@ -1,6 +1,6 @@
 """The Train tab's Quick preset end to end on the real CIFAR-10, as the tab runs it.
 
-    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python bench/quick_preset.py [--preset Quick]
+    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python -m bench.quick_preset [--preset Quick]
 
 Runs the preset through the same TrainingSlot the tab uses (training, per-epoch
 validation, then the official 10,000 test images) and prints the wall time from start
@@ -10,13 +10,10 @@ to the final result, the training throughput and the test accuracy.
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import training  # noqa: E402
-from cifar_demo.data import load_cifar10  # noqa: E402
-from cifar_demo.ui.training_runs import RunFailed, RunFinished, TrainingSlot  # noqa: E402
+from cifar_demo import training
+from cifar_demo.data import load_cifar10
+from cifar_demo.ui.training_runs import RunFailed, RunFinished, TrainingSlot
 
 
 def main():

@@ -1,6 +1,6 @@
 """Seconds from `python app.py` to the first HTTP 200 on its page.
 
-    python bench/startup.py [--runs 3]
+    python -m bench.startup [--runs 3]
 """
 
 import argparse
@@ -9,12 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from cifar_demo.ui.local_server import free_port  # noqa: E402
+from tests.local_server import REPO, free_port
 
 
 def time_to_serve(timeout=120):

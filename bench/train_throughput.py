@@ -1,6 +1,6 @@
 """Training throughput of the full model, float32 against mixed_bfloat16, in one run.
 
-    python bench/train_throughput.py [--steps 30] [--rounds 3] [--batch-size 128] [--width-mult 1.0]
+    python -m bench.train_throughput [--steps 30] [--rounds 3] [--batch-size 128] [--width-mult 1.0]
 
 Both precisions train the recipe's compiled model (training.build_training_model) with
 train_on_batch on the same batches; rounds alternate float32 / bf16 so that any drift
@@ -11,18 +11,13 @@ the dense layer (forward + two backward products), as is customary.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import keras
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import keras  # noqa: E402
-
-from cifar_demo.model import PRECISIONS  # noqa: E402
-from cifar_demo.training import NUM_CLASSES, TrainConfig, augment_images, build_training_model  # noqa: E402
+from cifar_demo.model import PRECISIONS
+from cifar_demo.training import NUM_CLASSES, TrainConfig, augment_images, build_training_model
 
 
 def forward_flops_per_image(model):

@@ -1,6 +1,6 @@
 """Test-time augmentation on the official test set: which views are worth their cost.
 
-    CIFAR10_PATH=.../cifar10.npz python bench/tta.py [--weights PATH] [--shift 2]
+    CIFAR10_PATH=.../cifar10.npz python -m bench.tta [--weights PATH] [--shift 2]
 
 Runs the calibrated model on each view of the 10,000 test images once (the image, its
 mirror, and the image moved by --shift pixels up, down, left and right with reflect
@@ -10,16 +10,12 @@ each costs per image.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import Predictor  # noqa: E402
-from cifar_demo.data import load_cifar10  # noqa: E402
+from cifar_demo import Predictor
+from cifar_demo.data import load_cifar10
 
 
 def shifted(images, rows, cols):

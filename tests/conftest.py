@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cifar_demo.data import Cifar10
-from cifar_demo.ui.local_server import AppFailedToStart, start_app, stop_app
+from tests.local_server import AppFailedToStart, start_app, stop_app
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar10" / "cifar10.npz"
@@ -36,7 +36,7 @@ def toy_dataset(train=256, test=64, seed=0):
     def make(count):
         labels = rng.integers(0, 10, size=count).astype(np.uint8)
         images = rng.integers(0, 60, size=(count, 32, 32, 3)).astype(np.uint8)
-        for image, label in zip(images, labels):
+        for image, label in zip(images, labels, strict=True):
             row, col = divmod(int(label), 5)
             image[4 + row * 14 : 14 + row * 14, 1 + col * 6 : 7 + col * 6] = 255
         return images, labels

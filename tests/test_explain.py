@@ -9,8 +9,7 @@ from PIL import Image
 
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.images import overlay_heatmap
-from cifar_demo.model import build_model, scaled_widths
-from cifar_demo.model import LOGITS_LAYER
+from cifar_demo.model import LOGITS_LAYER, build_model, scaled_widths
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
 TINY_WIDTH_MULT = 0.125
@@ -105,7 +104,9 @@ def test_the_map_differs_between_two_classes(shipped):
 
 # Placements where the shipped model is sure of the half-size object (many are not:
 # it trained on objects that fill the frame). Measured mass inside: 0.61 to 0.78.
-@pytest.mark.parametrize("name, top, left", [("cat", 0, 32), ("cat", 32, 0), ("airplane", 32, 0), ("truck", 32, 0), ("frog", 0, 0)])
+@pytest.mark.parametrize(
+    "name, top, left", [("cat", 0, 32), ("cat", 32, 0), ("airplane", 32, 0), ("truck", 32, 0), ("frog", 0, 0)]
+)
 def test_the_map_peaks_on_a_pasted_object(shipped, name, top, left):
     canvas = on_grey_canvas(example(name), top, left)
     probabilities = shipped.classify(canvas)

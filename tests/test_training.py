@@ -72,9 +72,8 @@ def test_stop_takes_effect_within_one_batch(toy_data):
     initial = untrained.run(toy_data)
     assert initial.stopped and initial.steps == 0
     # The stopped run keeps what its three steps learned: its weights left the initial ones.
-    assert any(
-        not np.allclose(kept, start) for kept, start in zip(result.model.get_weights(), initial.model.get_weights())
-    )
+    pairs = zip(result.model.get_weights(), initial.model.get_weights(), strict=True)
+    assert any(not np.allclose(kept, start) for kept, start in pairs)
 
 
 def test_train_on_batch_reports_that_batch_s_loss_not_a_running_mean():
@@ -125,10 +124,10 @@ def test_augmentation_is_seeded_crop_and_flip():
     assert not np.array_equal(first, images)
     # With no padding, each output is the image or its mirror.
     flipped_only = augment_images(images, np.random.default_rng(1), padding=0)
-    for original, out in zip(images, flipped_only):
+    for original, out in zip(images, flipped_only, strict=True):
         assert np.array_equal(out, original) or np.array_equal(out, original[:, ::-1])
     # With padding, the centre 24x24 of each output appears in the original (possibly mirrored).
-    for original, out in zip(images[:8], first[:8]):
+    for original, out in zip(images[:8], first[:8], strict=True):
         candidates = [original, original[:, ::-1]]
         assert any(
             np.array_equal(out[4:28, 4:28], c[4 + dy : 28 + dy, 4 + dx : 28 + dx])
