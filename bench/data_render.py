@@ -14,6 +14,7 @@ import io
 import itertools
 import statistics
 
+from bench.results import record
 from bench.timing import time_calls
 from cifar_demo import data, plots
 from cifar_demo.ui import data_tab
@@ -41,9 +42,16 @@ def main():
           f"median {statistics.median(seconds) * 1000:.0f} ms, worst {max(seconds) * 1000:.0f} ms, "
           f"first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
     sample, seeds = data.DataSample.load(), itertools.count()
-    draws = time_calls(lambda: data_tab.preview_views(int(sample.indices[0]), sample.images[0], next(seeds)), args.repeats)
+    draws = time_calls(
+        lambda: data_tab.preview_views(int(sample.indices[0]), sample.images[0], next(seeds)), args.repeats
+    )
     print(f"New draw (16 augmented versions + mosaic): median {statistics.median(draws) * 1000:.1f} ms")
-
+    record("data_render", {
+        f"first render, median of {len(seconds)}": (statistics.median(seconds) * 1000, "ms"),
+        "first render, worst": (max(seconds) * 1000, "ms"),
+        "first render, first call": (seconds[0] * 1000, "ms"),
+        "New draw (16 augmented versions + mosaic), median": (statistics.median(draws) * 1000, "ms"),
+    })
 
 if __name__ == "__main__":
     main()

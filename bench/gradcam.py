@@ -21,6 +21,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
+from bench.results import record
 from bench.timing import percentiles, time_calls
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
@@ -67,6 +68,7 @@ def compare_layers(predictor, count):
     print(f"{len(kept)} of {len(chosen)} images from the {source} still classified right on a grey "
           f"{CANVAS_SIDE}x{CANVAS_SIDE} canvas")
     print(f"  {'layer':<20}{'grid':>6}{'mass inside':>13}{'peak inside':>13}")
+    figures = {"images still classified right on the canvas": (len(kept), f"of {len(chosen)} from the {source}")}
     for layer in CANDIDATE_LAYERS:
         explainer = Predictor(predictor.model, predictor.temperature, explain_layer=layer)
         grid = predictor.model.get_layer(layer).output.shape[1]
@@ -77,6 +79,9 @@ def compare_layers(predictor, count):
             mass.append(inside.sum() / max(heatmap.sum(), 1e-12))
             peak.append(inside.max() == heatmap.max())
         print(f"  {layer:<20}{grid:>4}px{np.mean(mass) * 100:>12.1f}%{np.mean(peak) * 100:>12.1f}%")
+        figures[f"{layer} ({grid}x{grid}): map mass on the object"] = (np.mean(mass) * 100, "%")
+        figures[f"{layer} ({grid}x{grid}): peak on the object"] = (np.mean(peak) * 100, "%")
+    record("gradcam_layers", figures, notes=f"chance is 25% mass; {CANVAS_SIDE}x{CANVAS_SIDE} grey canvas")
 
 
 def main():
@@ -106,11 +111,15 @@ def main():
     }
     print(f"Grad-CAM at {predictor.explain_layer}, one image, {args.repeats} calls each after warm-up (ms):")
     print(f"  {'case':<32}{'p50':>8}{'p90':>8}")
+    figures = {}
     for name, call in cases.items():
         for _ in range(3):
             call()  # traces the tf.functions and warms caches
         p50, p90 = percentiles(time_calls(call, args.repeats))
         print(f"  {name:<32}{p50:8.2f}{p90:8.2f}")
+        figures[f"{name}, p50"] = (p50, "ms")
+        figures[f"{name}, p90"] = (p90, "ms")
+    record("gradcam", figures, notes=f"Grad-CAM at {predictor.explain_layer}; goal 100 ms")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from bench.results import record
 from bench.timing import percentiles, time_calls
 from cifar_demo import Predictor
 from cifar_demo.data import load_cifar10
@@ -53,7 +54,16 @@ def main():
     print(f"  {'model.predict':<28}{predict_p50:8.2f}{predict_p90:8.2f}")
     print(f"  speed-up at p50: {predict_p50 / classify_p50:.1f}x")
     print(f"predict_proba on {len(images)} images ({source}): {seconds:.1f} s, {len(images) / seconds:.0f} images/s")
-
+    record("inference", {
+        "Predictor.classify, one 32x32 image, p50": (classify_p50, "ms"),
+        "Predictor.classify, one 32x32 image, p90": (classify_p90, "ms"),
+        "the same with flip TTA (tta=True), p50": (tta_p50, "ms"),
+        "the same with flip TTA (tta=True), p90": (tta_p90, "ms"),
+        "model.predict, same image, p50": (predict_p50, "ms"),
+        "model.predict, same image, p90": (predict_p90, "ms"),
+        f"predict_proba, {len(images):,} images ({source})": (seconds, "s"),
+        "predict_proba throughput": (len(images) / seconds, "images/s"),
+    })
 
 if __name__ == "__main__":
     main()

@@ -8,9 +8,11 @@ to the final result, the training throughput and the test accuracy.
 """
 
 import argparse
+import statistics
 import sys
 import time
 
+from bench.results import record
 from cifar_demo import training
 from cifar_demo.data import load_cifar10
 from cifar_demo.ui.training_runs import RunFailed, RunFinished, TrainingSlot
@@ -39,11 +41,16 @@ def main():
     wall = time.perf_counter() - started
     if isinstance(final, RunFailed):
         sys.exit(f"run failed: {final.message}")
-    rates.sort()
+    throughput = statistics.median(rates)
+    accuracy = final.report["accuracy"]
     print(f"\n{args.preset}: {wall:.1f} s wall ({wall / 60:.1f} min) from start to test result; "
-          f"median training throughput {rates[len(rates) // 2]:.0f} images/s; "
-          f"test accuracy {final.report['accuracy']:.4f} on {final.report['images']:,} official test images")
-
+          f"median training throughput {throughput:.0f} images/s; "
+          f"test accuracy {accuracy:.4f} on {final.report['images']:,} official test images")
+    record(f"quick_preset ({args.preset})", {
+        "start to test result": (wall, "s"),
+        "median training throughput": (throughput, "images/s"),
+        f"test accuracy on {final.report['images']:,} official test images": (accuracy * 100, "%"),
+    }, notes=f"precision {config.precision}")
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from bench.results import record
 from cifar_demo import Predictor
 from cifar_demo.data import load_cifar10
 
@@ -57,9 +58,13 @@ def main():
     print(f"{len(data.y_test):,} test images, {len(views)} views in {seconds:.0f} s")
     print(f"  {'views averaged':<24}{'passes':>7}{'accuracy':>10}{'vs single':>11}")
     single = accuracy(candidates["single view"])
+    figures = {}
     for name, keys in candidates.items():
         value = accuracy(keys)
         print(f"  {name:<24}{len(keys):>7}{value:>9.2f}%{value - single:>+10.2f}")
+        figures[f"{name} ({len(keys)} passes)"] = (value, f"% of {len(data.y_test):,} test images")
+    figures["all views"] = (seconds, "s")
+    record("tta", figures)
 
 
 if __name__ == "__main__":
