@@ -1,6 +1,6 @@
 """Server-side cost of the Data tab's first render, and of a "New draw" click.
 
-    python bench/data_render.py [--repeats 5]
+    python -m bench.data_render [--repeats 5]
 
 The first render is everything the tab shows when it opens: reading
 weights/train_sample.npz, the blog's grid of 100 training images, the class balance
@@ -13,14 +13,11 @@ import argparse
 import io
 import itertools
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import data, plots  # noqa: E402
-from cifar_demo.ui import data_tab  # noqa: E402
-from timing import time_calls  # noqa: E402  (bench/timing.py)
+from bench.results import record
+from bench.timing import time_calls
+from cifar_demo import data, plots
+from cifar_demo.ui import data_tab
 
 
 def first_render():
@@ -45,9 +42,16 @@ def main():
           f"median {statistics.median(seconds) * 1000:.0f} ms, worst {max(seconds) * 1000:.0f} ms, "
           f"first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
     sample, seeds = data.DataSample.load(), itertools.count()
-    draws = time_calls(lambda: data_tab.preview_views(int(sample.indices[0]), sample.images[0], next(seeds)), args.repeats)
+    draws = time_calls(
+        lambda: data_tab.preview_views(int(sample.indices[0]), sample.images[0], next(seeds)), args.repeats
+    )
     print(f"New draw (16 augmented versions + mosaic): median {statistics.median(draws) * 1000:.1f} ms")
-
+    record("data_render", {
+        f"first render, median of {len(seconds)}": (statistics.median(seconds) * 1000, "ms"),
+        "first render, worst": (max(seconds) * 1000, "ms"),
+        "first render, first call": (seconds[0] * 1000, "ms"),
+        "New draw (16 augmented versions + mosaic), median": (statistics.median(draws) * 1000, "ms"),
+    })
 
 if __name__ == "__main__":
     main()

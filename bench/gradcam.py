@@ -1,7 +1,7 @@
 """Grad-CAM latency, and which layer gives the most useful map.
 
-    python bench/gradcam.py [--weights PATH] [--repeats 100]
-    CIFAR10_PATH=.../cifar10.npz python bench/gradcam.py --compare-layers [--images 300]
+    python -m bench.gradcam [--weights PATH] [--repeats 100]
+    CIFAR10_PATH=.../cifar10.npz python -m bench.gradcam --compare-layers [--images 300]
 
 Prints p50/p90 latency of Predictor.explain on one image in-process (a CIFAR-10 test
 image as 32x32 model input, and the same enlarged to a 640x480 and a 12 MP photo),
@@ -17,18 +17,15 @@ shipped in weights/test_predictions.npz.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import CLASSES, Predictor  # noqa: E402
-from cifar_demo.predictions import PredictionSet  # noqa: E402
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS  # noqa: E402
-from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
+from bench.results import record
+from bench.timing import percentiles, time_calls
+from cifar_demo import CLASSES, Predictor
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
+from cifar_demo.predictions import PredictionSet
 
 CANDIDATE_LAYERS = ("stage3_conv3_relu", "stage3_conv1_relu", "stage2_conv3_relu", "stage2_conv1_relu")
 CANVAS_SIDE = 64    # pixels: twice a CIFAR-10 image
@@ -71,16 +68,20 @@ def compare_layers(predictor, count):
     print(f"{len(kept)} of {len(chosen)} images from the {source} still classified right on a grey "
           f"{CANVAS_SIDE}x{CANVAS_SIDE} canvas")
     print(f"  {'layer':<20}{'grid':>6}{'mass inside':>13}{'peak inside':>13}")
+    figures = {"images still classified right on the canvas": (len(kept), f"of {len(chosen)} from the {source}")}
     for layer in CANDIDATE_LAYERS:
         explainer = Predictor(predictor.model, predictor.temperature, explain_layer=layer)
         grid = predictor.model.get_layer(layer).output.shape[1]
         mass, peak = [], []
-        for canvas, (top, left), name in zip(canvases, boxes, kept):
+        for canvas, (top, left), name in zip(canvases, boxes, kept, strict=True):
             heatmap = explainer.explain(canvas, name)
             inside = heatmap[top : top + 32, left : left + 32]
             mass.append(inside.sum() / max(heatmap.sum(), 1e-12))
             peak.append(inside.max() == heatmap.max())
         print(f"  {layer:<20}{grid:>4}px{np.mean(mass) * 100:>12.1f}%{np.mean(peak) * 100:>12.1f}%")
+        figures[f"{layer} ({grid}x{grid}): map mass on the object"] = (np.mean(mass) * 100, "%")
+        figures[f"{layer} ({grid}x{grid}): peak on the object"] = (np.mean(peak) * 100, "%")
+    record("gradcam_layers", figures, notes=f"chance is 25% mass; {CANVAS_SIDE}x{CANVAS_SIDE} grey canvas")
 
 
 def main():
@@ -110,11 +111,15 @@ def main():
     }
     print(f"Grad-CAM at {predictor.explain_layer}, one image, {args.repeats} calls each after warm-up (ms):")
     print(f"  {'case':<32}{'p50':>8}{'p90':>8}")
+    figures = {}
     for name, call in cases.items():
         for _ in range(3):
             call()  # traces the tf.functions and warms caches
         p50, p90 = percentiles(time_calls(call, args.repeats))
         print(f"  {name:<32}{p50:8.2f}{p90:8.2f}")
+        figures[f"{name}, p50"] = (p50, "ms")
+        figures[f"{name}, p90"] = (p90, "ms")
+    record("gradcam", figures, notes=f"Grad-CAM at {predictor.explain_layer}; goal 100 ms")
 
 
 if __name__ == "__main__":

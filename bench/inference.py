@@ -1,6 +1,6 @@
 """Inference latency and throughput, side by side in one run.
 
-    python bench/inference.py [--weights PATH] [--repeats 200]
+    python -m bench.inference [--weights PATH] [--repeats 200]
 
 Prints p50/p90 latency of Predictor.classify on one 32x32 image, with and without
 horizontal-flip test-time augmentation, against plain `model.predict` on the same
@@ -9,17 +9,14 @@ images of the same shape when CIFAR-10 is absent).
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import Predictor  # noqa: E402
-from cifar_demo.data import load_cifar10  # noqa: E402
-from timing import percentiles, time_calls  # noqa: E402  (bench/timing.py)
+from bench.results import record
+from bench.timing import percentiles, time_calls
+from cifar_demo import Predictor
+from cifar_demo.data import load_cifar10
 
 
 def main():
@@ -57,7 +54,16 @@ def main():
     print(f"  {'model.predict':<28}{predict_p50:8.2f}{predict_p90:8.2f}")
     print(f"  speed-up at p50: {predict_p50 / classify_p50:.1f}x")
     print(f"predict_proba on {len(images)} images ({source}): {seconds:.1f} s, {len(images) / seconds:.0f} images/s")
-
+    record("inference", {
+        "Predictor.classify, one 32x32 image, p50": (classify_p50, "ms"),
+        "Predictor.classify, one 32x32 image, p90": (classify_p90, "ms"),
+        "the same with flip TTA (tta=True), p50": (tta_p50, "ms"),
+        "the same with flip TTA (tta=True), p90": (tta_p90, "ms"),
+        "model.predict, same image, p50": (predict_p50, "ms"),
+        "model.predict, same image, p90": (predict_p90, "ms"),
+        f"predict_proba, {len(images):,} images ({source})": (seconds, "s"),
+        "predict_proba throughput": (len(images) / seconds, "images/s"),
+    })
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """/classify latency under concurrent clients, idle and while a training run is going.
 
-    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python bench/load.py [--clients 20] [--seconds 30] [--train Quick]
+    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python -m bench.load [--clients 20] [--seconds 30] [--train Quick]
 
 Starts the real app (`python app.py`) on a free loopback port, then for each phase runs
 `--clients` gradio_client clients that send the shipped example images to /classify
@@ -15,17 +15,13 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from gradio_client import Client, handle_file  # noqa: E402
-
-from cifar_demo.ui.classify_tab import example_paths  # noqa: E402
-from cifar_demo.ui.local_server import start_app, stop_app  # noqa: E402
+from bench.results import record
+from cifar_demo.ui.classify_tab import example_paths
+from tests.local_server import start_app, stop_app
 
 
 def hammer(url, clients, seconds):
@@ -62,7 +58,10 @@ def hammer(url, clients, seconds):
     return np.asarray(latencies) * 1000, errors
 
 
-def report(phase, latencies, errors, seconds):
+def report(phase, latencies, errors, seconds, figures):
+    """Prints a phase's figures and adds them to `figures` for bench/RESULTS.md."""
+    figures[f"{phase}: requests answered in {seconds:g} s"] = (len(latencies), "requests")
+    figures[f"{phase}: errors"] = (len(errors), "requests")
     if len(latencies) == 0:
         print(f"{phase}: no request succeeded; errors: {errors[:3]}")
         return
@@ -71,6 +70,8 @@ def report(phase, latencies, errors, seconds):
           f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {latencies.max():.0f} ms", flush=True)
     for error in errors[:3]:
         print(f"  error: {error}")
+    figures[f"{phase}: latency p50"] = (p50, "ms")
+    figures[f"{phase}: latency p95"] = (p95, "ms")
 
 
 def main():
@@ -84,14 +85,17 @@ def main():
 
     log = tempfile.NamedTemporaryFile(prefix="cifar10-studio-load-", suffix=".log", delete=False)
     process, url = start_app(log.name)
+    figures = {}
     try:
         print(f"app at {url}; {args.clients} clients x {args.seconds:g} s per phase", flush=True)
         latencies, errors = hammer(url, args.clients, args.seconds)
-        report("idle", latencies, errors, args.seconds)
+        report("idle", latencies, errors, args.seconds, figures)
         if args.train:
             trainer = Client(url, verbose=False)
             # A preset ignores the Custom fields; they are sent only because /train takes them.
-            job = trainer.submit(args.train, "From scratch", None, None, None, None, 0.25, False, 0.0, 0, api_name="/train")
+            job = trainer.submit(
+                args.train, "From scratch", None, None, None, None, 0.25, False, 0.0, 0, api_name="/train"
+            )
             deadline = time.monotonic() + 300
             while "Epoch" not in str(job.outputs()[-1:]):  # the first batches have trained
                 if job.done() or time.monotonic() > deadline:
@@ -99,13 +103,13 @@ def main():
                 time.sleep(0.5)
             latencies, errors = hammer(url, args.clients, args.seconds)
             still_training = not job.done()
-            report(f"while a {args.train} run trains", latencies, errors, args.seconds)
+            report(f"while a {args.train} run trains", latencies, errors, args.seconds, figures)
             print(f"  (the run was {'still' if still_training else 'no longer'} training at the end of the phase)")
             trainer.predict(api_name="/stop_training")
             job.result(timeout=300)
     finally:
         stop_app(process)
-
+    record("load", figures, notes=f"{args.clients} gradio_client clients in this process, app on loopback")
 
 if __name__ == "__main__":
     main()

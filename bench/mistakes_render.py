@@ -1,6 +1,6 @@
 """Server-side cost of the Mistakes tab's first render, and of a filter click.
 
-    python bench/mistakes_render.py [--repeats 5]
+    python -m bench.mistakes_render [--repeats 5]
 
 The first render is everything the tab shows when it opens for the shipped model:
 reading weights/test_predictions.npz, the summary, per-class table and chart, the styled
@@ -12,13 +12,10 @@ process so nothing is cached), then a confusion-cell click (one filtered page).
 import argparse
 import io
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo.ui import mistakes_tab  # noqa: E402
-from timing import time_calls  # noqa: E402  (bench/timing.py)
+from bench.results import record
+from bench.timing import time_calls
+from cifar_demo.ui import mistakes_tab
 
 
 def first_render():
@@ -34,12 +31,21 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     seconds = time_calls(first_render, args.repeats)
-    print(f"first render (load, overview with figures drawn to PNG, first page): median {statistics.median(seconds) * 1000:.0f} ms, "
-          f"worst {max(seconds) * 1000:.0f} ms, first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
+    print(f"first render (load, overview with figures drawn to PNG, first page): "
+          f"median {statistics.median(seconds) * 1000:.0f} ms, worst {max(seconds) * 1000:.0f} ms, "
+          f"first {seconds[0] * 1000:.0f} ms over {len(seconds)} runs")
     source = mistakes_tab.shipped_source(predictor=None)
-    clicks = time_calls(lambda: mistakes_tab.gallery_page(source, "cat", "dog", "Most confident first", 0), args.repeats)
-    print(f"confusion-cell click (filtered page of {mistakes_tab.PAGE_SIZE}): median {statistics.median(clicks) * 1000:.0f} ms")
-
+    clicks = time_calls(
+        lambda: mistakes_tab.gallery_page(source, "cat", "dog", "Most confident first", 0), args.repeats
+    )
+    print(f"confusion-cell click (filtered page of {mistakes_tab.PAGE_SIZE}): "
+          f"median {statistics.median(clicks) * 1000:.0f} ms")
+    record("mistakes_render", {
+        f"first render, median of {len(seconds)}": (statistics.median(seconds) * 1000, "ms"),
+        "first render, worst": (max(seconds) * 1000, "ms"),
+        "first render, first call (cold)": (seconds[0] * 1000, "ms"),
+        "confusion-cell click (one filtered page), median": (statistics.median(clicks) * 1000, "ms"),
+    })
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """The Train tab's Quick preset end to end on the real CIFAR-10, as the tab runs it.
 
-    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python bench/quick_preset.py [--preset Quick]
+    CIFAR10_PATH=../shared/data/cifar10/cifar10.npz python -m bench.quick_preset [--preset Quick]
 
 Runs the preset through the same TrainingSlot the tab uses (training, per-epoch
 validation, then the official 10,000 test images) and prints the wall time from start
@@ -8,15 +8,14 @@ to the final result, the training throughput and the test accuracy.
 """
 
 import argparse
+import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import training  # noqa: E402
-from cifar_demo.data import load_cifar10  # noqa: E402
-from cifar_demo.ui.training_runs import RunFailed, RunFinished, TrainingSlot  # noqa: E402
+from bench.results import record
+from cifar_demo import training
+from cifar_demo.data import load_cifar10
+from cifar_demo.ui.training_runs import RunFailed, RunFinished, TrainingSlot
 
 
 def main():
@@ -42,11 +41,16 @@ def main():
     wall = time.perf_counter() - started
     if isinstance(final, RunFailed):
         sys.exit(f"run failed: {final.message}")
-    rates.sort()
+    throughput = statistics.median(rates)
+    accuracy = final.report["accuracy"]
     print(f"\n{args.preset}: {wall:.1f} s wall ({wall / 60:.1f} min) from start to test result; "
-          f"median training throughput {rates[len(rates) // 2]:.0f} images/s; "
-          f"test accuracy {final.report['accuracy']:.4f} on {final.report['images']:,} official test images")
-
+          f"median training throughput {throughput:.0f} images/s; "
+          f"test accuracy {accuracy:.4f} on {final.report['images']:,} official test images")
+    record(f"quick_preset ({args.preset})", {
+        "start to test result": (wall, "s"),
+        "median training throughput": (throughput, "images/s"),
+        f"test accuracy on {final.report['images']:,} official test images": (accuracy * 100, "%"),
+    }, notes=f"precision {config.precision}")
 
 if __name__ == "__main__":
     main()

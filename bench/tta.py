@@ -1,6 +1,6 @@
 """Test-time augmentation on the official test set: which views are worth their cost.
 
-    CIFAR10_PATH=.../cifar10.npz python bench/tta.py [--weights PATH] [--shift 2]
+    CIFAR10_PATH=.../cifar10.npz python -m bench.tta [--weights PATH] [--shift 2]
 
 Runs the calibrated model on each view of the 10,000 test images once (the image, its
 mirror, and the image moved by --shift pixels up, down, left and right with reflect
@@ -10,16 +10,13 @@ each costs per image.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cifar_demo import Predictor  # noqa: E402
-from cifar_demo.data import load_cifar10  # noqa: E402
+from bench.results import record
+from cifar_demo import Predictor
+from cifar_demo.data import load_cifar10
 
 
 def shifted(images, rows, cols):
@@ -61,9 +58,13 @@ def main():
     print(f"{len(data.y_test):,} test images, {len(views)} views in {seconds:.0f} s")
     print(f"  {'views averaged':<24}{'passes':>7}{'accuracy':>10}{'vs single':>11}")
     single = accuracy(candidates["single view"])
+    figures = {}
     for name, keys in candidates.items():
         value = accuracy(keys)
         print(f"  {name:<24}{len(keys):>7}{value:>9.2f}%{value - single:>+10.2f}")
+        figures[f"{name} ({len(keys)} passes)"] = (value, f"% of {len(data.y_test):,} test images")
+    figures["all views"] = (seconds, "s")
+    record("tta", figures)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Shared fixtures: generated data for fast tests, and the real app on a free port."""
 
 import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cifar_demo.data import Cifar10
-from cifar_demo.ui.local_server import AppFailedToStart, start_app, stop_app
+from tests.local_server import AppFailedToStart, start_app, stop_app
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar10" / "cifar10.npz"
@@ -34,7 +36,7 @@ def toy_dataset(train=256, test=64, seed=0):
     def make(count):
         labels = rng.integers(0, 10, size=count).astype(np.uint8)
         images = rng.integers(0, 60, size=(count, 32, 32, 3)).astype(np.uint8)
-        for image, label in zip(images, labels):
+        for image, label in zip(images, labels, strict=True):
             row, col = divmod(int(label), 5)
             image[4 + row * 14 : 14 + row * 14, 1 + col * 6 : 7 + col * 6] = 255
         return images, labels
@@ -62,6 +64,33 @@ def tiny_run(**changes):
 def shown_value(output):
     """An output's value, whether it came as a plain value or as a gr.update dict."""
     return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
+
+
+def reported_steps(job):
+    """The training steps a /train job's progress line has reported so far, in order."""
+    steps = []
+    for outputs in job.outputs():
+        match = re.search(r"step (\d+)/\d+", str(outputs))
+        if match and (not steps or int(match.group(1)) != steps[-1]):
+            steps.append(int(match.group(1)))
+    return steps
+
+
+def wait_for_progress(job, reports=1, timeout=120):
+    """Waits until a /train job reports `reports` training steps beyond the last one it had
+    reported when called; returns the last step. Fails if the job ends or time runs out first.
+
+    Two new reports prove a run kept training: the tab refreshes its progress at most
+    once a second, and a run told to stop reports at most one more step."""
+    before = reported_steps(job)
+    deadline = time.monotonic() + timeout
+    while True:
+        new = [step for step in reported_steps(job)[len(before) :] if not before or step > before[-1]]
+        if len(new) >= reports:
+            return new[-1]
+        assert not job.done(), f"the run ended after reporting steps {reported_steps(job)[-5:]}"
+        assert time.monotonic() < deadline, f"no training progress within {timeout} s"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.metrics import apply_temperature, expected_calibration_error
 from cifar_demo.predictions import PredictionSet
-from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.ui import about_tab
 
 

@@ -75,14 +75,19 @@ REFUSED = {
     "empty.png": (b"", "empty"),
     "notes.jpg": (b"this is a text file, not a picture", "not an image"),
     "truncated.jpg": (truncated_jpeg(), "truncated or corrupt"),
-    "drawing.svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="5" height="5"/></svg>', "not an image"),
+    "drawing.svg": (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="5" height="5"/></svg>',
+        "not an image",
+    ),
     "bomb.png": (png_claiming(100_000, 100_000), "decompression bomb"),
 }
 
 ACCEPTED = {
     "one-pixel.png": lambda: encode(Image.new("RGB", (1, 1), (10, 200, 30))),
     "huge.png": huge_png,
-    "gray16.png": lambda: encode(Image.fromarray(np.random.default_rng(2).integers(0, 65536, (40, 40), dtype=np.uint16))),
+    "gray16.png": lambda: encode(
+        Image.fromarray(np.random.default_rng(2).integers(0, 65536, (40, 40), dtype=np.uint16))
+    ),
     "cmyk.jpg": lambda: encode(photo().convert("CMYK"), "JPEG", quality=95),
     "palette.png": lambda: encode(photo().convert("P", palette=Image.Palette.ADAPTIVE, colors=16)),
     "transparent.png": rgba_transparent,
@@ -128,7 +133,8 @@ def test_drawings_that_are_blank_missing_or_not_images(client, tmp_path):
     label, seen, hint = client.predict({"background": None, "layers": [], "composite": handle_file(str(blank))},
                                        api_name="/classify_drawing")
     assert seen is None and "Draw something" in hint
-    label, seen, hint = client.predict({"background": None, "layers": [], "composite": None}, api_name="/classify_drawing")
+    empty_editor = {"background": None, "layers": [], "composite": None}
+    label, seen, hint = client.predict(empty_editor, api_name="/classify_drawing")
     assert seen is None and "Draw something" in hint
     (tmp_path / "text.png").write_text("not a drawing")
     with pytest.raises(Exception, match="not an image"):

@@ -120,7 +120,8 @@ def test_draw_strokes_and_see_a_label(page):
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
     page.mouse.down()
     for i in range(1, 21):
-        page.mouse.move(box["x"] + box["width"] * (0.3 + 0.02 * i), box["y"] + box["height"] * (0.3 + 0.02 * i), steps=2)
+        along = 0.3 + 0.02 * i
+        page.mouse.move(box["x"] + box["width"] * along, box["y"] + box["height"] * along, steps=2)
     page.mouse.up()
     page.locator(".pixelated img").last.wait_for()
     label = predicted_label(page)

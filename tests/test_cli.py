@@ -62,7 +62,8 @@ def test_training_with_held_out_images_calibrates_and_evaluate_reports_it(toy_np
     assert train.main(flags) == 0
     calibration = json.loads((out / "model.calibration.json").read_text())
     assert calibration["temperature"] > 0 and "32 training images held out" in calibration["fitted_on"]
-    assert json.loads((out / "metrics.json").read_text())["temperature"] == pytest.approx(calibration["temperature"], rel=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["temperature"] == pytest.approx(calibration["temperature"], rel=1e-5)
     capsys.readouterr()
     weights = str(out / "model.weights.h5")
     assert evaluate.main(["--weights", weights, "--data", str(toy_npz), "--json", "--tta", "--fit-temperature"]) == 0
@@ -106,7 +107,7 @@ def test_the_command_line_resumes_after_being_killed(toy_npz, tmp_path):
     steps = [json.loads((run / "metrics.json").read_text())["steps"] for run in (interrupted, straight)]
     assert steps[0] == steps[1] == 30 * 5  # 80 training images / batch 16, thirty epochs
     final = [build_model(scaled_widths(0.125)) for _ in range(2)]
-    for model, run in zip(final, (interrupted, straight)):
+    for model, run in zip(final, (interrupted, straight), strict=True):
         model.load_weights(run / "model.weights.h5")
-    for a, b in zip(final[0].get_weights(), final[1].get_weights()):
+    for a, b in zip(final[0].get_weights(), final[1].get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -3,12 +3,20 @@ import pickle
 import keras
 import numpy as np
 import pytest
-
 from PIL import Image
 
 from cifar_demo import CLASSES
 from cifar_demo.artifacts import SHIPPED_SAMPLE
-from cifar_demo.data import DataSample, channel_statistics, class_counts, load_cifar10, make_sample, sample_indices, split_training_set, write_examples
+from cifar_demo.data import (
+    DataSample,
+    channel_statistics,
+    class_counts,
+    load_cifar10,
+    make_sample,
+    sample_indices,
+    split_training_set,
+    write_examples,
+)
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from tests.conftest import cifar10_path, requires_cifar10, toy_dataset
 
@@ -56,7 +64,8 @@ def test_bad_local_paths_raise_value_error(tmp_path):
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="y_train"):
         load_cifar10(tmp_path / "partial.npz")
-    np.savez(tmp_path / "shape.npz", x_train=np.zeros((1, 28, 28), np.uint8), y_train=[0], x_test=np.zeros((1, 28, 28), np.uint8), y_test=[0])
+    small = np.zeros((1, 28, 28), np.uint8)
+    np.savez(tmp_path / "shape.npz", x_train=small, y_train=[0], x_test=small, y_test=[0])
     with pytest.raises(ValueError, match="shape"):
         load_cifar10(tmp_path / "shape.npz")
 

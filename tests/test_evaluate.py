@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 
 from cifar_demo import CLASSES
-from cifar_demo.metrics import apply_temperature, compare_predictions, confusion_matrix, expected_calibration_error, fit_temperature, per_class_accuracy, reliability_bins, summarize
+from cifar_demo.metrics import (
+    apply_temperature,
+    compare_predictions,
+    confusion_matrix,
+    expected_calibration_error,
+    fit_temperature,
+    per_class_accuracy,
+    reliability_bins,
+    summarize,
+)
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
 
 
@@ -11,7 +20,7 @@ def test_confusion_matrix_against_a_loop_oracle():
     labels = rng.integers(0, 10, 500)
     predictions = np.where(rng.random(500) < 0.7, labels, rng.integers(0, 10, 500))
     expected = np.zeros((10, 10), dtype=np.int64)
-    for true, predicted in zip(labels, predictions):
+    for true, predicted in zip(labels, predictions, strict=True):
         expected[true, predicted] += 1
     np.testing.assert_array_equal(confusion_matrix(labels, predictions), expected)
 
@@ -54,7 +63,7 @@ def random_probabilities(count, seed=0):
 def test_rank_mistakes_against_a_sorting_oracle(order, true_class, predicted_class):
     probabilities, labels = random_probabilities(400)
     expected = []
-    for index, (row, label) in enumerate(zip(probabilities, labels)):
+    for index, (row, label) in enumerate(zip(probabilities, labels, strict=True)):
         predicted = int(np.argmax(row))
         if predicted == label or true_class not in (None, label) or predicted_class not in (None, predicted):
             continue
@@ -134,7 +143,7 @@ def test_compare_predictions_against_a_loop_oracle():
     second = np.where(rng.random(400) < 0.7, labels, rng.integers(0, 10, 400))
     kinds = compare_predictions(first, second, labels)
     expected = {"changed": [], "fixed": [], "broken": [], "both_wrong": []}
-    for index, (a, b, truth) in enumerate(zip(first, second, labels)):
+    for index, (a, b, truth) in enumerate(zip(first, second, labels, strict=True)):
         if a == b:
             continue
         expected["changed"].append(index)

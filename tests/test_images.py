@@ -115,9 +115,10 @@ def test_arrays_of_common_dtypes():
     expected = pil_oracle(Image.fromarray(rgb))
     np.testing.assert_array_equal(images.to_model_input(rgb), expected)
     np.testing.assert_array_equal(images.to_model_input(rgb.astype(np.float32) / 255.0), expected)
-    np.testing.assert_array_equal(images.to_model_input((rgb.astype(np.uint16) * 257)), expected)
+    np.testing.assert_array_equal(images.to_model_input(rgb.astype(np.uint16) * 257), expected)
     gray = rgb[:, :, :1]
-    np.testing.assert_array_equal(images.to_model_input(gray), pil_oracle(Image.fromarray(gray[:, :, 0]).convert("RGB")))
+    expected_gray = pil_oracle(Image.fromarray(gray[:, :, 0]).convert("RGB"))
+    np.testing.assert_array_equal(images.to_model_input(gray), expected_gray)
 
 
 def test_large_jpeg_shortcuts_match_a_full_decode():

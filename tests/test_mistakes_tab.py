@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cifar_demo import CLASSES
-from cifar_demo.predictions import PredictionSet
 from cifar_demo.model import build_model
+from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
 from cifar_demo.ui import mistakes_tab
 
@@ -92,7 +92,8 @@ def test_comparison_lists_the_changed_predictions(source):
     summary, items = mistakes_tab.comparison(source, trained, "Fixed by your model")
     assert f"changed **{len(changed):,}**" in summary and f"fixed {len(fixed):,}" in summary
     assert [caption for _, caption in items] == [
-        f"{CLASSES[source.labels[i]]}: shipped {CLASSES[source.predictions[i]]} → yours {CLASSES[trained.predictions[i]]}"
+        f"{CLASSES[source.labels[i]]}: shipped {CLASSES[source.predictions[i]]} "
+        f"→ yours {CLASSES[trained.predictions[i]]}"
         for i in fixed[: mistakes_tab.CHANGES_SHOWN]
     ]
     np.testing.assert_array_equal(items[0][0], mistakes_tab.images.upscale_nearest(source.image(fixed[0]), 6))

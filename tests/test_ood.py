@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from cifar_demo import Predictor, ood
-from cifar_demo.predictions import GRID_IMAGES, PredictionSet
-from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, calibration_path_for, config_path_for, ood_path_for
+from cifar_demo.model import build_model, scaled_widths
+from cifar_demo.predictions import GRID_IMAGES, PredictionSet
 from cifar_demo.predictor import NetworkOutputs
 from cifar_demo.training import TrainConfig
 

@@ -18,7 +18,10 @@ def test_smooth_is_a_bias_corrected_moving_average():
 def test_training_curves_draws_both_panels():
     history = {
         "steps": [{"step": s, "loss": 2.0 / s, "accuracy": 1 - 1.0 / s, "learning_rate": 0.1} for s in range(1, 30)],
-        "epochs": [{"step": 10, "val_loss": 1.0, "val_accuracy": 0.5}, {"step": 20, "val_loss": 0.8, "val_accuracy": 0.6}],
+        "epochs": [
+            {"step": 10, "val_loss": 1.0, "val_accuracy": 0.5},
+            {"step": 20, "val_loss": 0.8, "val_accuracy": 0.6},
+        ],
     }
     figure = training_curves(history)
     loss_axis, accuracy_axis = figure.axes

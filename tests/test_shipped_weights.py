@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from cifar_demo import Predictor
+from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS
 from cifar_demo.data import load_cifar10
 from cifar_demo.metrics import summarize, summarize_predictions
 from cifar_demo.predictions import PredictionSet, file_sha256
-from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS
 from tests.conftest import cifar10_path, requires_cifar10
 
 MINIMUM_ACCURACY = 0.88

@@ -66,7 +66,36 @@ def test_stop_takes_effect_within_one_batch(toy_data):
     assert result.stopped and result.steps == 3
     assert [e.step for e in events if isinstance(e, BatchEnded)] == [1, 2, 3]
     assert events[-1] == RunEnded(stopped=True, steps=3, epochs_completed=0)
-    assert result.model is not None
+    assert int(result.model.optimizer.iterations) == 3  # no optimizer step after the stop
+
+    untrained = Trainer(tiny_config(epochs=5))
+    untrained.callbacks.append(lambda event: isinstance(event, RunStarted) and untrained.stop())
+    initial = untrained.run(toy_data)
+    assert initial.stopped and initial.steps == 0
+    # The stopped run keeps what its three steps learned: its weights left the initial ones.
+    pairs = zip(result.model.get_weights(), initial.model.get_weights(), strict=True)
+    assert any(not np.allclose(kept, start) for kept, start in pairs)
+
+
+def test_train_on_batch_reports_that_batch_s_loss_not_a_running_mean():
+    """BatchEnded.loss is what train_on_batch returns, which is one batch's loss only
+    because Keras (3.15) resets the metrics inside each train_on_batch call. This pins it:
+    the second call's loss must be the loss of the second batch under the weights the
+    first step left, not the mean over both calls."""
+    import keras
+
+    config = tiny_config(precision="float32")
+    model = training.build_training_model(config, total_steps=10)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(32, 32, 32, 3)).astype("float32") for _ in range(2)]
+    targets = [np.eye(10, dtype="float32")[rng.integers(0, 10, size=32)] for _ in range(2)]
+    first = float(model.train_on_batch(images[0], targets[0], return_dict=True)["loss"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    # BatchNorm in training mode normalises with the batch's own statistics, as the step does.
+    expected = float(loss(targets[1], model(images[1], training=True)))
+    second = float(model.train_on_batch(images[1], targets[1], return_dict=True)["loss"])
+    assert abs(first - expected) > 1e-3  # a running mean would differ from `expected`
+    assert second == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -96,10 +125,10 @@ def test_augmentation_is_seeded_crop_and_flip():
     assert not np.array_equal(first, images)
     # With no padding, each output is the image or its mirror.
     flipped_only = augment_images(images, np.random.default_rng(1), padding=0)
-    for original, out in zip(images, flipped_only):
+    for original, out in zip(images, flipped_only, strict=True):
         assert np.array_equal(out, original) or np.array_equal(out, original[:, ::-1])
     # With padding, the centre 24x24 of each output appears in the original (possibly mirrored).
-    for original, out in zip(images[:8], first[:8]):
+    for original, out in zip(images[:8], first[:8], strict=True):
         candidates = [original, original[:, ::-1]]
         assert any(
             np.array_equal(out[4:28, 4:28], c[4 + dy : 28 + dy, 4 + dx : 28 + dx])

@@ -11,8 +11,8 @@ from cifar_demo import Predictor, training
 from cifar_demo.artifacts import SHIPPED_WEIGHTS
 from cifar_demo.ui import build_app, launch_settings, train_tab
 from cifar_demo.ui.classify_tab import example_paths
-from cifar_demo.ui.local_server import free_port
 from tests.conftest import shown_value, tiny_run, toy_dataset
+from tests.local_server import free_port
 
 TINY_RUN = tiny_run(epochs_value=2)
 
@@ -54,7 +54,7 @@ def test_a_failing_run_ends_with_a_message_and_nothing_else_changes(served, monk
     assert "run-error" in status and "RuntimeError: simulated failure in the training loop" in status
 
     assert confidences(client.predict(example, api_name="/classify")) == before
-    for before_weights, after_weights in zip(weights_before, predictor.model.get_weights()):
+    for before_weights, after_weights in zip(weights_before, predictor.model.get_weights(), strict=True):
         np.testing.assert_array_equal(before_weights, after_weights)
     assert hashlib.sha256(SHIPPED_WEIGHTS.read_bytes()).hexdigest() == file_hash
 

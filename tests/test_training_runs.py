@@ -8,10 +8,10 @@ import pytest
 from cifar_demo import training
 from cifar_demo.ui import train_tab
 from cifar_demo.ui.training_runs import (
+    EvaluationProgress,
     RunFailed,
     RunFinished,
     RunInProgress,
-    EvaluationProgress,
     TrainingSlot,
     failure_message,
     format_duration,

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 180  # seconds: importing TensorFlow and Gradio and building the tabs
 
 
