@@ -58,8 +58,10 @@ class Predictor:
         return self._temperature
 
     @classmethod
-    def load(cls, path=None):
+    def load(cls, path=None, precision="float32"):
         """Loads weights (the shipped ones when `path` is None) and warms the model up.
+        `precision` "mixed_bfloat16" computes in bf16 (faster where the CPU has AMX or on a
+        GPU; bench/backends.py measures it); the answers stay float32.
 
         The architecture's width comes from the JSON config saved beside the weights
         (`<name>.config.json`, written by the training CLI); without one, the blog's widths.
@@ -73,7 +75,7 @@ class Predictor:
         config_path = config_path_for(path)
         if config_path.is_file():
             width_mult = float(json.loads(config_path.read_text()).get("width_mult", 1.0))
-        model = build_model(scaled_widths(width_mult))
+        model = build_model(scaled_widths(width_mult), precision=precision)
         try:
             model.load_weights(path)
         except Exception as error:
