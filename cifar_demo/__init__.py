@@ -4,6 +4,14 @@
 image preprocessing) do not pay for importing TensorFlow.
 """
 
+from cifar_demo import quiet_logs
+
+# Here because this runs first for every entry point (`python -m cifar_demo.<cli>`,
+# `python app.py`, a Space), before any module imports Keras and TensorFlow; it costs
+# nothing until TensorFlow is imported and only drops its start-up INFO lines
+# (TF_CPP_MIN_LOG_LEVEL=0 brings them back). See cifar_demo/quiet_logs.py.
+quiet_logs.install()
+
 CLASSES = (
     "airplane",
     "automobile",
