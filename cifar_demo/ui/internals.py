@@ -5,6 +5,9 @@ upgrading Gradio run those tests, the browser ones included (`pytest -m browser`
 The Keras counterpart (its dataset cache layout) is cifar_demo/keras_internals.py, below
 ui/ because the data layer uses it; TensorFlow's start-up log format, which
 cifar_demo/quiet_logs.py filters, is described and guarded there.
+
+Defining these component subclasses makes Gradio write internals.pyi (type stubs with
+their event listeners) beside this file; .gitignore keeps such files out of the repository.
 """
 
 import datetime

@@ -7,17 +7,14 @@ ui/train_form.py; the trained model lives in the person's session state only (ui
 
 import dataclasses
 import html
-import shutil
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from cifar_demo import CLASSES, data, plots, training
 from cifar_demo.predictions import GRID_IMAGES
+from cifar_demo.ui.downloads import save_downloads
 from cifar_demo.ui.session import TrainedModel
 from cifar_demo.ui.train_form import build_form, config_from_form, describe_config, show_preset
 from cifar_demo.ui.training_runs import (
@@ -31,8 +28,6 @@ from cifar_demo.ui.training_runs import (
 
 REFRESH_SECONDS = 1.0       # at most one page update per second while a run streams
 SLOT_WAIT_SECONDS = 120     # how long a run waits for an abandoned one to wind down
-DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "cifar10-studio-downloads"
-DOWNLOADS_KEEP_SECONDS = 3600
 
 SLOT = TrainingSlot()
 
@@ -44,18 +39,6 @@ def progress_html(fraction, text, kind="running"):
         f'<div class="run-status run-{kind}"><div class="run-bar"><div style="width:{fraction * 100:.1f}%"></div></div>'
         f'<div class="run-text">{html.escape(text)}</div></div>'
     )
-
-
-def save_downloads(result):
-    """Writes the weights and config for download; prunes downloads older than an hour."""
-    DOWNLOADS_DIR.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in DOWNLOADS_DIR.iterdir():
-        if now - old.stat().st_mtime > DOWNLOADS_KEEP_SECONDS:
-            shutil.rmtree(old, ignore_errors=True)
-    out = DOWNLOADS_DIR / uuid.uuid4().hex
-    weights = training.save_final_weights(result, out)
-    return [str(weights), str(out / training.CONFIG_FILE)]
 
 
 class RunView:
