@@ -47,7 +47,7 @@ class TrainConfig:
     the field (type, default and metadata) and `describe()` prints it.
     """
 
-    epochs: int = setting(15, "passes over the training images", "epochs")
+    epochs: int = setting(15, "passes over the training images")
     batch_size: int = setting(128, "images per optimizer step", "images")
     train_size: Optional[int] = setting(None, "training images used", "images", none="all not held out")
     val_size: int = setting(
