@@ -260,7 +260,7 @@ def main(argv=None):
     parser.add_argument("--write-examples", metavar="DIR", default=None, help="write one official test image per class as PNG into DIR")
     parser.add_argument("--write-sample", metavar="NPZ", default=None,
                         help=f"write {SAMPLE_PER_CLASS} random training images per class, the class counts and the channel statistics (the Data tab's {SHIPPED_SAMPLE.name})")
-    parser.add_argument("--seed", type=int, default=0, help="which random sample --write-sample draws (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="which random sample --write-sample draws (default: 0)")
     args = parser.parse_args(argv)
     try:
         data = load_cifar10(args.data)
