@@ -3,18 +3,23 @@
 import os
 import pickle
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cifar_demo.artifacts import SHIPPED_SAMPLE
+from cifar_demo.keras_internals import keras_has_cifar10, keras_load_cifar10
 
 ENV_VAR = "CIFAR10_PATH"
 SAMPLE_PER_CLASS = 10       # images per class in a sample: the blog's 10x10 grid
 NUM_CLASSES = 10
 BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH_FILE = "test_batch"
+
+_cache_lock = threading.Lock()
+_cache = {}
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,23 @@ def load_cifar10(path=None):
     return _load_with_keras()
 
 
+def load_cifar10_cached(path=None):
+    """load_cifar10(path), read once per process and source (a server's tabs share one
+    copy of the 180 MB arrays); callers in other threads wait for the first read rather
+    than start their own. ValueError as load_cifar10, and the next call tries again."""
+    source = path if path is not None else os.environ.get(ENV_VAR) or None
+    key = None if source is None else str(Path(source).resolve())
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = load_cifar10(source)
+        return _cache[key]
+
+
 def needs_download(path=None):
     """True when load_cifar10(path) would download from the internet (no local copy)."""
     if (path if path is not None else os.environ.get(ENV_VAR)):
         return False
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return not (keras_home / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py" / "test_batch").is_file()
+    return not keras_has_cifar10()
 
 
 def _load_local(path):
@@ -116,10 +132,8 @@ def _load_batches_folder(folder):
 
 
 def _load_with_keras():
-    import keras
-
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        (x_train, y_train), (x_test, y_test) = keras_load_cifar10()
     except Exception as error:  # network errors come in many types (URLError, OSError, ...)
         raise ValueError(
             "CIFAR-10 is not available: it is not in Keras' cache and the download failed "
@@ -246,7 +260,7 @@ def main(argv=None):
     parser.add_argument("--write-examples", metavar="DIR", default=None, help="write one official test image per class as PNG into DIR")
     parser.add_argument("--write-sample", metavar="NPZ", default=None,
                         help=f"write {SAMPLE_PER_CLASS} random training images per class, the class counts and the channel statistics (the Data tab's {SHIPPED_SAMPLE.name})")
-    parser.add_argument("--seed", type=int, default=0, help="which random sample --write-sample draws (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="which random sample --write-sample draws (default: 0)")
     args = parser.parse_args(argv)
     try:
         data = load_cifar10(args.data)

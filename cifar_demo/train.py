@@ -11,44 +11,56 @@ import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 
 from cifar_demo import training
 from cifar_demo.data import load_cifar10
 from cifar_demo.evaluate import calibrate, evaluate_predictor
-from cifar_demo.model import PRECISIONS
 from cifar_demo.predictor import Predictor
-from cifar_demo.training import TrainConfig, Trainer, save_final_weights
+from cifar_demo.training import TrainConfig, Trainer, describe_value, save_final_weights
 
 
-def parse_args(argv=None):
-    defaults = TrainConfig()
+def flag_type(setting_field):
+    """The argparse type of a TrainConfig field: its annotation, Optional[...] unwrapped."""
+    kinds = [kind for kind in typing.get_args(setting_field.type) if kind is not type(None)]
+    return kinds[0] if kinds else setting_field.type
+
+
+def add_setting(parser, setting_field):
+    """One --flag for a TrainConfig field, its help from the field's metadata and its default
+    said once, in the setting's units ("--no-augment" for a boolean that defaults to on)."""
+    kind = flag_type(setting_field)
+    default = setting_field.default
+    text = f"{setting_field.metadata['help']} (default: {describe_value(setting_field, default)})"
+    options = {"default": default, "help": text.replace("%", "%%")}
+    if kind is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    elif "choices" in setting_field.metadata:
+        options["choices"] = setting_field.metadata["choices"]
+    else:
+        options.update(type=kind, metavar={int: "N", float: "X"}.get(kind, "PATH"))
+    parser.add_argument("--" + setting_field.name.replace("_", "-"), **options)
+
+
+def build_parser():
+    """The command line: one flag per TrainConfig field, then where the data and outputs are."""
     parser = argparse.ArgumentParser(
         prog="python -m cifar_demo.train",
         description="Train the CIFAR-10 CNN with the project's recipe (SGD Nesterov, one-cycle LR, "
         "crop+flip augmentation, label smoothing). Resumes from --out's checkpoint if one exists.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training images")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per optimizer step")
-    parser.add_argument("--train-size", type=int, default=None, help="training images to use (default: all not held out)")
-    parser.add_argument("--val-size", type=int, default=defaults.val_size,
-                        help="training images held out for validation; 0 trains on all 50,000 and monitors the official test set")
-    parser.add_argument("--width-mult", type=float, default=defaults.width_mult, help="multiplier on the 64/128/256 stage widths")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="peak SGD learning rate")
-    parser.add_argument("--warmup-fraction", type=float, default=defaults.warmup_fraction, help="fraction of steps warming the LR up")
-    parser.add_argument("--momentum", type=float, default=defaults.momentum, help="Nesterov momentum")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="decoupled weight decay per unit LR")
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="label smoothing")
-    parser.add_argument("--no-augment", dest="augment", action="store_false", help="turn off crop+flip augmentation")
-    parser.add_argument("--crop-padding", type=int, default=defaults.crop_padding, help="padding (pixels) before the random crop")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help="float32, or mixed_bfloat16 (bf16 compute, float32 weights); see bench/train_throughput.py")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    parser.add_argument("--init-weights", default=None, help="fine-tune from these .weights.h5 instead of starting from scratch")
-    parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
-    parser.add_argument("--out", required=True, help="output folder for checkpoints, weights and logs")
-    return parser.parse_args(argv)
+    settings = parser.add_argument_group("training settings")
+    for setting_field in dataclasses.fields(TrainConfig):
+        add_setting(settings, setting_field)
+    parser.add_argument("--data", metavar="PATH", default=None,
+                        help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder for checkpoints, weights and logs")
+    return parser
+
+
+def config_from_args(args):
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 class ConsolePrinter:
@@ -74,10 +86,9 @@ class ConsolePrinter:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**values)
-    print("config:\n" + config.to_json(), flush=True)
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    print("settings:\n" + config.describe(), flush=True)
     out = Path(args.out)
     started = time.time()
     try:

@@ -35,33 +35,49 @@ CONFIG_FILE = "model.config.json"
 HISTORY_FILE = "history.json"
 
 
+def setting(default, help, unit="", none=None, **metadata):
+    """A TrainConfig field whose metadata feeds the CLI's flags and the run's printout:
+    `help` says what it does, `unit` what its number counts, `none` what None means."""
+    return field(default=default, metadata={"help": help, "unit": unit, "none": none, **metadata})
+
+
 @dataclass
 class TrainConfig:
-    """Every hyperparameter of a run; saved beside each checkpoint and printed at its start."""
+    """Every hyperparameter of a run; saved beside each checkpoint and printed at its start.
 
-    epochs: int = 15                # passes over the training images
-    batch_size: int = 128           # images per optimizer step
-    train_size: Optional[int] = None  # training images used (None: all that are not held out)
-    val_size: int = 5000            # images held out of the training set for validation;
-                                    # 0 trains on all 50,000 and monitors on the official
-                                    # test set (reported only, never used to choose anything)
-    width_mult: float = 1.0         # multiplier on the blog's 64/128/256 stage widths
-    learning_rate: float = 0.1      # peak SGD learning rate (per step, batch-mean loss)
-    warmup_fraction: float = 0.2    # fraction of the steps ramping the LR linearly up from
-                                    # peak/10; the rest decays it linearly to 0 (one-cycle)
-    momentum: float = 0.9           # Nesterov momentum
-    weight_decay: float = 5e-3      # decoupled decay per unit of LR per step (Keras SGD);
-                                    # about L2 5e-4 under momentum 0.9. Not on BN or biases.
-    label_smoothing: float = 0.1    # probability mass spread evenly over the 10 classes
-    augment: bool = True            # random crop from reflect-padded image + horizontal flip
-    crop_padding: int = 4           # pixels of padding on each side before the random crop
-    precision: str = "float32"      # "float32", or "mixed_bfloat16" (bf16 compute, float32
-                                    # variables); bench/train_throughput.py compares them
-    seed: int = 0                   # split, initialisation, shuffling and augmentation
-    init_weights: Optional[str] = None  # .weights.h5 to fine-tune from (None: from scratch)
+    A new setting is added here only: `python -m cifar_demo.train` makes its flag from
+    the field (type, default and metadata) and `describe()` prints it.
+    """
+
+    epochs: int = setting(15, "passes over the training images")
+    batch_size: int = setting(128, "images per optimizer step", "images")
+    train_size: Optional[int] = setting(None, "training images used", "images", none="all not held out")
+    val_size: int = setting(
+        5000, "images held out of the training set for validation; 0 trains on all 50,000 and monitors "
+        "the official test set (reported only, never used to choose anything)", "images")
+    width_mult: float = setting(1.0, "multiplier on the blog's 64/128/256 stage widths")
+    learning_rate: float = setting(0.1, "peak SGD learning rate (per step, batch-mean loss)")
+    warmup_fraction: float = setting(
+        0.2, "fraction of the steps ramping the LR linearly up from peak/10; the rest decays it "
+        "linearly to 0 (one-cycle)")
+    momentum: float = setting(0.9, "Nesterov momentum")
+    weight_decay: float = setting(
+        5e-3, "decoupled decay per unit of LR per step (Keras SGD), about L2 5e-4 under momentum 0.9; "
+        "not on BatchNorm or biases")
+    label_smoothing: float = setting(0.1, "probability mass spread evenly over the 10 classes")
+    augment: bool = setting(True, "random crop from the reflect-padded image + horizontal flip")
+    crop_padding: int = setting(4, "padding on each side before the random crop", "pixels")
+    precision: str = setting(
+        "float32", "float32, or mixed_bfloat16 (bf16 compute, float32 variables); "
+        "bench/train_throughput.py compares them", choices=PRECISIONS)
+    seed: int = setting(0, "seed of the split, initialisation, shuffling and augmentation")
+    init_weights: Optional[str] = setting(None, ".weights.h5 file to fine-tune from", none="none, start from scratch")
 
     def validate(self):
-        """Raises ValueError naming the first bad field, so the CLI and UI can show it."""
+        """Raises ValueError naming the first bad field, so the CLI and UI can show it.
+
+        These ranges are the engine's; the Train tab's form accepts a narrower subset
+        (cifar_demo/ui/train_form.py LIMITS, checked against this by a test)."""
 
         def check(condition, message):
             if not condition:
@@ -89,6 +105,12 @@ class TrainConfig:
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)
 
+    def describe(self):
+        """One line per setting with its unit, as a run prints them at its start."""
+        width = max(len(f.name) for f in dataclasses.fields(self))
+        return "\n".join(f"  {f.name:<{width}}  {describe_value(f, getattr(self, f.name))}"
+                         for f in dataclasses.fields(self))
+
     @classmethod
     def from_dict(cls, values):
         known = {f.name for f in dataclasses.fields(cls)}
@@ -98,11 +120,20 @@ class TrainConfig:
         return cls(**values)
 
 
+def describe_value(setting_field, value):
+    """A TrainConfig value as a person reads it: "128 images", "on", "all not held out"."""
+    if value is None:
+        return setting_field.metadata["none"]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value} {setting_field.metadata['unit']}".rstrip()
+
+
 def fastest_precision(device="cpu"):
     """The precision that trains fastest on `device`: "mixed_bfloat16" on a GPU (bf16
-    tensor cores, as on ZeroGPU's H200s) and on CPUs with AMX bf16 tiles (1.6-1.9x float32
-    here, bench/RESULTS.md); "float32" on other CPUs, where bf16 is emulated or runs on
-    AVX512_BF16 alone, which measured no faster than float32."""
+    tensor cores, as on ZeroGPU's H200s) and on CPUs with AMX bf16 tiles (about 2x
+    float32 here, bench/RESULTS.md); "float32" on other CPUs, where bf16 is emulated or
+    runs on AVX512_BF16 alone, which measured no faster than float32."""
     if device == "gpu":
         return "mixed_bfloat16"
     try:

@@ -1,14 +1,16 @@
 """The training and evaluation command lines, end to end on a tiny generated dataset."""
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from cifar_demo import evaluate, train
+from cifar_demo import evaluate, train, training
 from cifar_demo.model import build_model, scaled_widths
 from tests.conftest import REPO, toy_dataset
 
@@ -27,7 +29,7 @@ def test_train_then_evaluate(toy_npz, tmp_path, capsys):
              "--val-size", "32", "--width-mult", "0.125", "--batch-size", "32", "--seed", "3"]
     assert train.main(flags) == 0
     printed = capsys.readouterr().out
-    assert '"seed": 3' in printed and "test accuracy" in printed  # config printed first, result last
+    assert re.search(r"^settings:\n(.*\n)*\s+seed\s+3\n", printed, re.M) and "test accuracy" in printed  # settings first, result last
     for name in ("model.weights.h5", "model.config.json", "history.json", "metrics.json", "checkpoint.weights.h5"):
         assert (out / name).is_file(), name
     assert json.loads((out / "model.config.json").read_text())["train_size"] == 64
@@ -53,6 +55,49 @@ def test_help(module, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     assert "usage: python -m cifar_demo." in capsys.readouterr().out
+
+
+def test_every_training_setting_has_a_flag_that_round_trips():
+    fields = dataclasses.fields(training.TrainConfig)
+    parser = train.build_parser()
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for field in fields:
+        assert "--" + field.name.replace("_", "-") in flags, field.name
+    changed = training.TrainConfig(
+        epochs=7, batch_size=64, train_size=1234, val_size=0, width_mult=0.5, learning_rate=0.02,
+        warmup_fraction=0.3, momentum=0.8, weight_decay=1e-4, label_smoothing=0.0, augment=False,
+        crop_padding=2, precision="mixed_bfloat16", seed=9, init_weights="start.weights.h5",
+    )
+    assert all(getattr(changed, f.name) != f.default for f in fields)  # every flag is exercised
+    argv = ["--out", "run", "--no-augment"]
+    for field in fields:
+        if field.name != "augment":
+            argv += ["--" + field.name.replace("_", "-"), str(getattr(changed, field.name))]
+    assert train.config_from_args(parser.parse_args(argv)) == changed
+    assert train.config_from_args(parser.parse_args(["--out", "run"])) == training.TrainConfig()
+
+
+def test_train_help_reads_right(capsys):
+    with pytest.raises(SystemExit):
+        train.build_parser().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--augment, --no-augment" in text and "(default: on)" in text and "True" not in text
+    assert "--train-size N training images used (default: all not held out)" in text
+    assert text.count("default") == len(dataclasses.fields(training.TrainConfig)) + 1  # once per flag, and --data
+    assert "(default: 128 images)" in text and "(default: 4 pixels)" in text and "None" not in text
+
+
+def test_command_lines_start_without_tensorflow_log_noise():
+    """TensorFlow's start-up INFO lines (see cifar_demo/quiet_logs.py) stay off the console."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    started = subprocess.run([sys.executable, "-c", "import cifar_demo, tensorflow, sys; print('kept', file=sys.stderr)"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0 and started.stderr == "kept\n", started.stderr
+    shown = subprocess.run([sys.executable, "-m", "cifar_demo.evaluate", "--help"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m cifar_demo.evaluate")
+    for noise in ("absl::InitializeLog", "oneDNN custom operations", "This TensorFlow binary is optimized"):
+        assert noise not in shown.stderr, shown.stderr
 
 
 def test_training_with_held_out_images_calibrates_and_evaluate_reports_it(toy_npz, tmp_path, capsys):

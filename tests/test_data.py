@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar_demo import CLASSES
+from cifar_demo import CLASSES, data as data_module
 from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.data import (
     DataSample,
@@ -33,6 +33,26 @@ def test_loads_npz_from_environment(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded.x_train, data.x_train)
     np.testing.assert_array_equal(loaded.y_test, data.y_test)
     assert loaded.y_train.ndim == 1 and loaded.x_test.dtype == np.uint8
+
+
+def test_the_cached_loader_reads_each_source_once_even_from_many_threads(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    save_npz(first, toy_dataset(train=20, test=10, seed=1))
+    save_npz(second, toy_dataset(train=30, test=10, seed=2))
+    reads = []
+    real_load = data_module.load_cifar10
+    monkeypatch.setattr(data_module, "load_cifar10", lambda path=None: reads.append(path) or real_load(path))
+    monkeypatch.setattr(data_module, "_cache", {})
+    monkeypatch.setenv("CIFAR10_PATH", str(first))
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: data_module.load_cifar10_cached(), range(8)))
+    assert len(reads) == 1 and all(copy is loaded[0] for copy in loaded)
+    assert len(data_module.load_cifar10_cached(second).x_train) == 30 and len(reads) == 2
+    with pytest.raises(ValueError, match="not found"):
+        data_module.load_cifar10_cached(tmp_path / "missing.npz")  # errors are not cached
+    assert data_module.load_cifar10_cached(str(first)) is loaded[0]
 
 
 def test_loads_batches_folder(tmp_path):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from cifar_demo import CLASSES
+from cifar_demo import CLASSES, data
 from cifar_demo.data import DataSample, make_sample
 from cifar_demo.training import TrainConfig, augment_images
-from cifar_demo.ui import data_tab, train_tab
+from cifar_demo.ui import data_tab
 from tests.conftest import toy_dataset
 
 
@@ -60,7 +60,7 @@ def test_class_pages_from_the_sample(sample, monkeypatch):
 
 def test_class_pages_from_the_full_set(sample, monkeypatch):
     dataset = toy_dataset(train=2000, test=10, seed=4)
-    monkeypatch.setattr(train_tab, "load_data", lambda: dataset)
+    monkeypatch.setattr(data, "load_cifar10_cached", lambda: dataset)
     frogs = np.flatnonzero(dataset.y_train == CLASSES.index("frog"))
     pages = -(-len(frogs) // data_tab.PAGE_SIZE)
     items, line, shown, page = data_tab.class_page("frog", 99, sample, use_full=True)  # past the end: the last page

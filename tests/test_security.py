@@ -5,6 +5,7 @@ import datetime
 import pytest
 
 from cifar_demo.ui import app as app_module
+from cifar_demo.ui import internals
 from cifar_demo.ui import build_app, launch_settings
 
 PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "train", "stop_training"}
@@ -61,11 +62,11 @@ class FakeStateHolder:
 def test_a_closed_session_is_freed_only_if_it_stayed_idle():
     closed_at = datetime.datetime(2026, 11, 30, 12, 0, 0)
     idle = FakeStateHolder(last_used=closed_at - datetime.timedelta(seconds=1))
-    app_module.release_if_idle(idle, "s1", closed_at)
+    internals.release_if_idle(idle, "s1", closed_at)
     assert idle.deleted == ["s1"]
     back = FakeStateHolder(last_used=closed_at + datetime.timedelta(seconds=30))  # the page came back
-    app_module.release_if_idle(back, "s1", closed_at)
+    internals.release_if_idle(back, "s1", closed_at)
     assert back.deleted == []
     gone = FakeStateHolder(last_used=closed_at)
-    app_module.release_if_idle(gone, "other-session", closed_at)
+    internals.release_if_idle(gone, "other-session", closed_at)
     assert gone.deleted == []

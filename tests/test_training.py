@@ -116,6 +116,16 @@ def test_config_round_trips_through_json():
         TrainConfig.from_dict({"colour": "red"})
 
 
+def test_config_describes_every_setting_with_its_unit():
+    lines = TrainConfig(train_size=500, augment=False).describe().splitlines()
+    assert [line.split()[0] for line in lines] == [field.name for field in dataclasses.fields(TrainConfig)]
+    shown = {line.split()[0]: line.split(None, 1)[1] for line in lines}
+    assert shown["batch_size"] == "128 images" and shown["train_size"] == "500 images"
+    assert shown["augment"] == "off" and shown["crop_padding"] == "4 pixels"
+    assert shown["init_weights"] == "none, start from scratch" and shown["learning_rate"] == "0.1"
+    assert all(field.metadata["help"] for field in dataclasses.fields(TrainConfig))
+
+
 def test_augmentation_is_seeded_crop_and_flip():
     images = np.random.default_rng(0).integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
     first = augment_images(images, np.random.default_rng(7))

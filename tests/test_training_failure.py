@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from cifar_demo import Predictor, training
+from cifar_demo import Predictor, data, training
 from cifar_demo.artifacts import SHIPPED_WEIGHTS
-from cifar_demo.ui import build_app, launch_settings, train_tab
+from cifar_demo.ui import build_app, launch_settings
 from cifar_demo.ui.classify_tab import example_paths
 from tests.conftest import shown_value, tiny_run, toy_dataset
 from tests.local_server import free_port
@@ -35,7 +35,7 @@ def served(tmp_path_factory):
 
 def test_a_failing_run_ends_with_a_message_and_nothing_else_changes(served, monkeypatch):
     predictor, client = served
-    monkeypatch.setattr(train_tab, "load_data", lambda: toy_dataset(train=1300, test=50))
+    monkeypatch.setattr(data, "load_cifar10_cached", lambda: toy_dataset(train=1300, test=50))
     real_augment, calls = training.augment_images, []
 
     def failing_augment(*args, **kwargs):

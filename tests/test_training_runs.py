@@ -6,7 +6,9 @@ import time
 import pytest
 
 from cifar_demo import training
-from cifar_demo.ui import train_tab
+from cifar_demo.artifacts import SHIPPED_WEIGHTS
+from cifar_demo.ui import train_form
+from cifar_demo.ui.internals import FormNumber
 from cifar_demo.ui.training_runs import (
     EvaluationProgress,
     RunFailed,
@@ -103,12 +105,12 @@ def test_format_duration():
     assert [format_duration(s) for s in (12.4, 75, 3700)] == ["12 s", "1:15 min", "1 h 01 min"]
 
 
-CUSTOM = dict(preset_name="Custom", start_from=train_tab.FROM_SCRATCH, epochs=3, train_size=500, batch_size=64,
+CUSTOM = dict(preset_name="Custom", start_from=train_form.FROM_SCRATCH, epochs=3, train_size=500, batch_size=64,
               learning_rate=0.05, width_mult=0.25, augment=False, label_smoothing=0.0, seed=7)
 
 
 def test_custom_form_becomes_the_config_it_shows():
-    config = train_tab.config_from_form(**CUSTOM)
+    config = train_form.config_from_form(**CUSTOM)
     assert (config.epochs, config.train_size, config.batch_size, config.learning_rate) == (3, 500, 64, 0.05)
     assert (config.width_mult, config.augment, config.label_smoothing, config.seed) == (0.25, False, 0.0, 7)
     assert config.init_weights is None
@@ -127,17 +129,29 @@ def test_custom_form_becomes_the_config_it_shows():
 ])
 def test_custom_form_rejects_bad_values_naming_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
-        train_tab.config_from_form(**dict(CUSTOM, **{field: value}))
+        train_form.config_from_form(**dict(CUSTOM, **{field: value}))
 
 
 def test_presets_ignore_the_form_and_fine_tuning_starts_from_the_shipped_weights():
-    quick = train_tab.config_from_form(**dict(CUSTOM, preset_name="Quick", epochs=None))
+    quick = train_form.config_from_form(**dict(CUSTOM, preset_name="Quick", epochs=None))
     assert quick == training.preset("Quick")
-    tuned = train_tab.config_from_form(**dict(CUSTOM, preset_name="Quick", start_from=train_tab.FINE_TUNE))
-    assert tuned.width_mult == 1.0 and tuned.init_weights == str(train_tab.SHIPPED_WEIGHTS)
-    assert tuned.learning_rate == pytest.approx(quick.learning_rate * train_tab.FINE_TUNE_LR_FACTOR)
+    tuned = train_form.config_from_form(**dict(CUSTOM, preset_name="Quick", start_from=train_form.FINE_TUNE))
+    assert tuned.width_mult == 1.0 and tuned.init_weights == str(SHIPPED_WEIGHTS)
+    assert tuned.learning_rate == pytest.approx(quick.learning_rate * train_form.FINE_TUNE_LR_FACTOR)
     with pytest.raises(ValueError, match="width multiplier 1.0"):
-        train_tab.config_from_form(**dict(CUSTOM, start_from=train_tab.FINE_TUNE))
+        train_form.config_from_form(**dict(CUSTOM, start_from=train_form.FINE_TUNE))
+
+
+@pytest.mark.parametrize("name", list(train_form.LIMITS))
+def test_every_form_limit_lies_inside_what_the_engine_accepts(name):
+    """The form's limits are a subset of TrainConfig.validate()'s ranges: both ends of each
+    pass the engine's checks on an otherwise valid config."""
+    assert set(train_form.LIMITS) <= set(train_form.SETTING_NAMES)
+    for value in train_form.LIMITS[name]:
+        value = int(value) if name in train_form.WHOLE_NUMBERS else value
+        config = training.preset("Quick", val_size=train_form.CUSTOM_VAL_SIZE, **{name: value})
+        config.validate()
+        assert getattr(config, name) == value
 
 
 @pytest.mark.parametrize("payload", ["ten", float("inf"), float("nan"), [3]])
@@ -145,7 +159,7 @@ def test_form_numbers_refuse_what_is_not_a_finite_number_by_name(payload):
     """What a raw API call can send (gradio_client itself refuses to encode infinity)."""
     import gradio as gr
 
-    field = train_tab.FormNumber(3, label="Epochs", precision=0)
+    field = FormNumber(3, label="Epochs", precision=0)
     with pytest.raises(gr.Error, match="Epochs must be a finite number"):
         field.preprocess(payload)
     assert field.preprocess(12) == 12

@@ -1,6 +1,5 @@
 """Assembles the tabs into one gr.Blocks and holds the launch settings."""
 
-import datetime
 import json
 import os
 import threading
@@ -13,6 +12,8 @@ from cifar_demo.predictions import PredictionSet
 from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.predictor import Predictor
 from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
+from cifar_demo.ui.internals import release_after
+from cifar_demo.ui.session import free_trained_model
 
 TITLE = "CIFAR-10 Studio"
 # Gradio's queue: every event waits in it; beyond QUEUE_SIZE waiting events a new one is
@@ -77,7 +78,7 @@ def build_app(predictor=None):
             "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck." + shipped_accuracy_note(metrics)
         )
         # The model this browser session trained and chose to use; never shared between sessions.
-        trained_model = gr.State(delete_callback=train_tab.free_trained_model)
+        trained_model = gr.State(delete_callback=free_trained_model)
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_tab.build(predictor, trained_model, detector, metrics)
@@ -92,10 +93,7 @@ def build_app(predictor=None):
 
         def free_session(request: gr.Request):
             """Schedules a closed page's state for deletion after the grace period."""
-            timer = threading.Timer(SESSION_GRACE_SECONDS, release_if_idle,
-                                    args=(demo.state_holder, request.session_hash, datetime.datetime.now()))
-            timer.daemon = True
-            timer.start()
+            release_after(demo, request.session_hash, SESSION_GRACE_SECONDS)
 
         demo.unload(free_session)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
@@ -107,14 +105,6 @@ def warm_up(predictor, detector):
     blank = np.zeros((32, 32, 3), dtype=np.uint8)
     detector.score(blank[None])
     predictor.explain_pixels(blank)
-
-
-def release_if_idle(state_holder, session_hash, closed_at):
-    """Deletes a session's state (calling each gr.State's delete_callback) unless the session
-    was used again after its page closed."""
-    last_used = state_holder.time_last_used.get(session_hash)
-    if session_hash in state_holder and (last_used is None or last_used <= closed_at):
-        state_holder.delete_state(session_hash)
 
 
 def launch_settings():

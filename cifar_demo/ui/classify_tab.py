@@ -8,6 +8,7 @@ from cifar_demo import CLASSES, images
 from cifar_demo.artifacts import WEIGHTS_DIR
 from cifar_demo.ui import explain_views
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
+from cifar_demo.ui.internals import DrawingCanvas, UploadedImage
 
 EXAMPLES_DIR = WEIGHTS_DIR / "examples"
 CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
@@ -28,39 +29,6 @@ SELECT_BRUSH_JS = """() => {
 }"""
 
 
-class UploadedImage(gr.Image):
-    """gr.Image that hands the raw uploaded file to cifar_demo.images.
-
-    gr.Image opens uploads with PIL before the event function runs, so a corrupt or
-    non-image file fails inside Gradio with a generic error; here every file reaches
-    our reader, which answers with a message a person can act on.
-    """
-
-    is_template = True  # keeps gr.Image's front end
-
-    def preprocess(self, payload):
-        if payload is None or payload.path is None:
-            return super().preprocess(payload)
-        return payload.path
-
-
-class DrawingCanvas(gr.Sketchpad):
-    """gr.Sketchpad whose unreadable payloads (only possible through the API: a file that
-    is not an image as the drawing) end in a message instead of a generic server error."""
-
-    is_template = True
-
-    def get_block_name(self):
-        """gr.Sketchpad is itself a template of gr.ImageEditor: that is the front end to keep."""
-        return "imageeditor"
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (OSError, ValueError, SyntaxError):
-            raise gr.Error("The drawing is not an image that can be read.", title="Cannot read this drawing") from None
-
-
 def example_paths():
     """The shipped example images (real CIFAR-10 test images), sorted by file name."""
     return sorted(str(path) for path in Path(EXAMPLES_DIR).glob("*.png"))
@@ -78,7 +46,7 @@ def tta_label(metrics):
 def build(predictor, trained_model, detector, metrics=None):
     """Lays out the tab and wires its events; `predictor` answers every request, `detector`
     (an ood.OodDetector for it) says when an input is unlike CIFAR-10, and the session's
-    `trained_model` state (a train_tab.TrainedModel, once the person chose to use one)
+    `trained_model` state (a session.TrainedModel, once the person chose to use one)
     answers beside it. `metrics` (the shipped metrics file) states the TTA effect."""
 
     def model_input_or_error(source):

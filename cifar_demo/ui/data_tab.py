@@ -3,7 +3,7 @@
 It opens from weights/train_sample.npz (100 real training images, the class counts and
 channel statistics of the whole set), so nothing is downloaded to show it; its first
 view is computed when the app is built. Shuffling and browsing past the sample use the
-full dataset, loaded once per server by the Train tab's loader.
+full dataset, loaded once per server (data.load_cifar10_cached, shared with the other tabs).
 """
 
 import gradio as gr
@@ -13,7 +13,6 @@ import pandas as pd
 from cifar_demo import CLASSES, data, images, plots
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from cifar_demo.training import TrainConfig, augment_images
-from cifar_demo.ui import train_tab
 
 RECIPE = TrainConfig()      # the shipped recipe's defaults: what the preview augments with
 PREVIEW_COUNT = 16          # augmented versions shown, as a 4x4 mosaic
@@ -80,7 +79,7 @@ def class_page(class_name, page, sample, use_full):
     one page is numbered -1 so that "Next" opens the full set's first page once it is here."""
     label = CLASSES.index(class_name)
     if use_full:
-        dataset = train_tab.load_data()
+        dataset = data.load_cifar10_cached()
         indices = np.flatnonzero(dataset.y_train == label)
         pixels = dataset.x_train[indices]
         where = "training images"
@@ -172,7 +171,7 @@ def build(sample=None):
         if not full_dataset_ready():
             yield gr.skip(), "Downloading CIFAR-10 (about 170 MB, only once)..."
         try:
-            dataset = train_tab.load_data()
+            dataset = data.load_cifar10_cached()
         except ValueError as error:
             yield gr.skip(), f"*No other images to show: {error}*"
             raise gr.Error(str(error), title="CIFAR-10 is not available") from None

@@ -14,11 +14,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from cifar_demo import CLASSES, images, plots
+from cifar_demo import CLASSES, data, images, plots
 from cifar_demo.metrics import compare_predictions, summarize_predictions
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
-from cifar_demo.ui import explain_views, train_tab
+from cifar_demo.ui import explain_views
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 
 SHIPPED = "Shipped model"
@@ -65,7 +65,7 @@ def shipped_source(predictor, predictions=None):
 
 def trained_source(model):
     """The session's model, with the official test images of the dataset it trained on."""
-    dataset = train_tab.load_data()
+    dataset = data.load_cifar10_cached()
     probabilities = model.test_probabilities
     return Source(TRAINED, probabilities, dataset.y_test, np.argmax(probabilities, axis=1),
                   lambda index: dataset.x_test[index], model.predictor)

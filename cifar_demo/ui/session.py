@@ -1,0 +1,27 @@
+"""What one browser session owns: the model it trained, shared by the Train, Classify and
+Mistakes tabs through a gr.State and freed with the session."""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from cifar_demo.predictor import Predictor
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    """A model trained in one browser session; kept in that session's state only."""
+
+    predictor: Predictor
+    summary: str              # e.g. "3-epoch run, 64.4% test accuracy"
+    test_probabilities: np.ndarray  # (N, 10) on the official test set, for the Mistakes tab
+
+
+def free_trained_model(model):
+    """Called by Gradio when a session's state is deleted (its page closed): the model goes
+    with it, and the server log says so."""
+    if model is not None:
+        LOG.info("freed the trained model of a closed session (%s)", model.summary)
