@@ -15,6 +15,7 @@ import typing
 from pathlib import Path
 
 from cifar_demo import training
+from cifar_demo.backend import DEVICES
 from cifar_demo.data import load_cifar10
 from cifar_demo.evaluate import calibrate, evaluate_predictor
 from cifar_demo.predictor import Predictor
@@ -56,6 +57,12 @@ def build_parser():
     parser.add_argument("--data", metavar="PATH", default=None,
                         help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder for checkpoints, weights and logs")
+    where = parser.add_argument_group("where it runs (not settings of the run: a run may resume elsewhere)")
+    where.add_argument("--device", choices=DEVICES, default="auto",
+                       help="auto: a GPU where the Keras backend (KERAS_BACKEND) sees one, else the CPU (default: auto)")
+    where.add_argument("--distribute", action="store_true",
+                       help="data-parallel over all local devices with Keras' DataParallel (needs KERAS_BACKEND=jax; "
+                       "the batch is split evenly over the devices)")
     return parser
 
 
@@ -72,6 +79,7 @@ class ConsolePrinter:
     def __call__(self, event):
         if isinstance(event, training.RunStarted):
             resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+            print(f"running on {event.device}", flush=True)
             print(f"training on {event.train_images} images, validating on {event.val_images} "
                   f"({event.val_source}); {event.steps_per_epoch} steps/epoch, {event.total_steps} steps{resumed}", flush=True)
         elif isinstance(event, training.BatchEnded) and (event.step % self.every == 0):
@@ -93,8 +101,10 @@ def main(argv=None):
     started = time.time()
     try:
         config.validate()
+        trainer = Trainer(config, callbacks=[ConsolePrinter()], checkpoint_dir=out, device=args.device,
+                          distribute=args.distribute)  # a missing GPU or backend is reported before the data loads
         data = load_cifar10(args.data)
-        result = Trainer(config, callbacks=[ConsolePrinter()], checkpoint_dir=out).run(data)
+        result = trainer.run(data)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

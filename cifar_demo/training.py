@@ -68,8 +68,9 @@ class TrainConfig:
     augment: bool = setting(True, "random crop from the reflect-padded image + horizontal flip")
     crop_padding: int = setting(4, "padding on each side before the random crop", "pixels")
     precision: str = setting(
-        "float32", "float32, or mixed_bfloat16 (bf16 compute, float32 variables); "
-        "bench/train_throughput.py compares them", choices=PRECISIONS)
+        "float32", "float32; mixed_bfloat16 (bf16 compute, float32 variables: CPUs with AMX, recent GPUs) "
+        "or mixed_float16 (GPUs with float16 tensor cores; the loss is scaled); bench/RESULTS.md compares them",
+        choices=PRECISIONS)
     seed: int = setting(0, "seed of the split, initialisation, shuffling and augmentation")
     init_weights: Optional[str] = setting(None, ".weights.h5 file to fine-tune from", none="none, start from scratch")
 
