@@ -29,7 +29,13 @@ from cifar_demo.evaluate import calibrate
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import (
-    CHECKPOINT_WEIGHTS, BatchEnded, EpochEnded, TrainConfig, Trainer, fastest_precision, save_final_weights,
+    CHECKPOINT_WEIGHTS,
+    BatchEnded,
+    EpochEnded,
+    TrainConfig,
+    Trainer,
+    fastest_precision,
+    save_final_weights,
 )
 
 TARGET_ACCURACY = 0.93

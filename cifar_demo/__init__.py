@@ -5,13 +5,15 @@ image preprocessing) do not pay for importing TensorFlow. The Keras backend is c
 first (cifar_demo.runtime), so a missing one is a one-line message, not a traceback.
 """
 
-from cifar_demo import quiet_logs
+from cifar_demo import quiet_logs, zerogpu
 from cifar_demo.runtime import check_keras_backend
 
-# Both here because this runs first for every entry point (`python -m cifar_demo.<cli>`,
-# `python app.py`, a Space), before any module imports Keras: a missing or unknown
-# backend stops with one line (cifar_demo/runtime.py), and TensorFlow's start-up INFO
-# lines are dropped (TF_CPP_MIN_LOG_LEVEL=0 brings them back; cifar_demo/quiet_logs.py).
+# Here because this runs first for every entry point (`python -m cifar_demo.<cli>`,
+# `python app.py`, a Space), before any module imports Keras: on a ZeroGPU Space, torch
+# and `spaces` are set up first (cifar_demo/zerogpu.py); a missing or unknown backend
+# stops with one line (cifar_demo/runtime.py); TensorFlow's start-up INFO lines are
+# dropped (TF_CPP_MIN_LOG_LEVEL=0 brings them back; cifar_demo/quiet_logs.py).
+zerogpu.prepare()
 check_keras_backend()
 quiet_logs.install()
 

@@ -17,7 +17,12 @@ from cifar_demo.artifacts import SHIPPED_WEIGHTS, calibration_path_for, config_p
 from cifar_demo.backend import compile_inference, input_gradient
 from cifar_demo.images import MODEL_SIZE, resize_for_model, square_crop_box, to_model_input, to_rgb_image
 from cifar_demo.model import (
-    EARLY_LAYER, EXPLAIN_LAYER, FEATURES_LAYER, LOGITS_LAYER, build_model, scaled_widths,
+    EARLY_LAYER,
+    EXPLAIN_LAYER,
+    FEATURES_LAYER,
+    LOGITS_LAYER,
+    build_model,
+    scaled_widths,
 )
 
 BATCH_SIZE = 256

@@ -12,9 +12,9 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
@@ -51,7 +51,7 @@ class TrainConfig:
 
     epochs: int = setting(15, "passes over the training images")
     batch_size: int = setting(128, "images per optimizer step", "images")
-    train_size: Optional[int] = setting(None, "training images used", "images", none="all not held out")
+    train_size: int | None = setting(None, "training images used", "images", none="all not held out")
     val_size: int = setting(
         5000, "images held out of the training set for validation; 0 trains on all 50,000 and monitors "
         "the official test set (reported only, never used to choose anything)", "images")
@@ -72,7 +72,7 @@ class TrainConfig:
         "or mixed_float16 (GPUs with float16 tensor cores; the loss is scaled); bench/RESULTS.md compares them",
         choices=PRECISIONS)
     seed: int = setting(0, "seed of the split, initialisation, shuffling and augmentation")
-    init_weights: Optional[str] = setting(None, ".weights.h5 file to fine-tune from", none="none, start from scratch")
+    init_weights: str | None = setting(None, ".weights.h5 file to fine-tune from", none="none, start from scratch")
 
     def validate(self):
         """Raises ValueError naming the first bad field, so the CLI and UI can show it.

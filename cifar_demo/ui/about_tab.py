@@ -10,10 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from cifar_demo import plots
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
-from cifar_demo.artifacts import SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
 
 MODEL_CARD = WEIGHTS_DIR / "README.md"
 CURVES = WEIGHTS_DIR / "training_curves.png"

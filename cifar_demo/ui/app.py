@@ -7,9 +7,9 @@ import threading
 import gradio as gr
 import numpy as np
 
+from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.ood import OodDetector
 from cifar_demo.predictions import PredictionSet
-from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.predictor import Predictor
 from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
 from cifar_demo.ui.internals import release_after

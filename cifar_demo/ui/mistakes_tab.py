@@ -7,17 +7,17 @@ For a model trained in this browser session, the probabilities its run computed 
 test set and the dataset the run trained with are used instead.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 
 from cifar_demo import CLASSES, data, images, plots
+from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.metrics import compare_predictions, summarize_predictions
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.ui import explain_views
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 

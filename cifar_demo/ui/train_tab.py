@@ -1,7 +1,8 @@
 """Train tab: start a short run in the browser and watch its curves move live.
 
-The engine (cifar_demo.training) runs in a worker thread held by a server-wide
-TrainingSlot; this module turns the run's events into page updates. The form is
+The engine (cifar_demo.training) runs as the /train request iterates a run held by the
+server-wide TrainingSlot (cifar_demo/ui/training_runs.py; on a ZeroGPU Space, inside its GPU
+lease); this module turns the run's events into page updates. The form is
 ui/train_form.py; the trained model lives in the person's session state only (ui/session.py).
 """
 
@@ -18,10 +19,10 @@ from cifar_demo.ui.downloads import save_downloads
 from cifar_demo.ui.session import TrainedModel
 from cifar_demo.ui.train_form import build_form, config_from_form, describe_config, show_preset
 from cifar_demo.ui.training_runs import (
+    EvaluationProgress,
     RunFailed,
     RunFinished,
     RunInProgress,
-    EvaluationProgress,
     TrainingSlot,
     format_duration,
 )
@@ -48,10 +49,13 @@ class RunView:
         self.config = config
         self.history = {"steps": [], "epochs": []}
         self.latest = None
+        self.device = ""            # backend and device, from the run's RunStarted
         self.started = time.perf_counter()
 
     def add(self, event):
-        if isinstance(event, training.BatchEnded):
+        if isinstance(event, training.RunStarted):
+            self.device = event.device
+        elif isinstance(event, training.BatchEnded):
             self.latest = event
             self.history["steps"].append({"step": event.step, "loss": event.loss, "accuracy": event.accuracy})
         elif isinstance(event, training.EpochEnded):
@@ -67,8 +71,9 @@ class RunView:
 
     def status(self):
         event = self.latest
+        where = f" · {self.device}" if self.device else ""
         if event is None:
-            return progress_html(0, "Starting the run (building the model)...")
+            return progress_html(0, f"Starting the run (building the model){where}...")
         last_epoch = self.history["epochs"][-1] if self.history["epochs"] else None
         validation = (
             f" · validation accuracy {last_epoch['val_accuracy']:.1%} after epoch {last_epoch['epoch']}" if last_epoch else ""
@@ -76,7 +81,7 @@ class RunView:
         return progress_html(
             event.step / event.total_steps,
             f"Epoch {event.epoch}/{self.config.epochs} · step {event.step}/{event.total_steps} · "
-            f"{event.images_per_second:.0f} images/s · {format_duration(event.eta_seconds)} left{validation}",
+            f"{event.images_per_second:.0f} images/s · {format_duration(event.eta_seconds)} left{validation}{where}",
         )
 
 
@@ -84,7 +89,7 @@ def results_markdown(outcome, view):
     report = outcome.report
     result = outcome.result
     if outcome.time_limited:
-        ending = f"stopped at the {SLOT.max_seconds / 60:g}-minute limit, keeping what it had learned"
+        ending = f"stopped at the {format_duration(SLOT.max_seconds)} limit, keeping what it had learned"
     elif result.stopped:
         ending = "stopped by you, keeping what it had learned"
     else:

@@ -1,25 +1,36 @@
-"""One training run at a time for the whole server, in a worker thread.
+"""One training run at a time for the whole server.
 
 The Train tab starts a run here and streams its events to the page. The engine's own
 events (cifar_demo.training) come first; this module adds the evaluation on the
 official test set and a final RunFinished or RunFailed. It imports no Gradio, so the
 one-run rule, the stop and the failure handling are tested without a browser.
+
+The run itself is one generator, `training_events`, which the page's request iterates.
+Everything it takes and yields pickles and its stop signal is a file, because on a
+ZeroGPU Space it runs in ZeroGPU's forked GPU worker (cifar_demo/zerogpu.py); elsewhere
+it runs right here, the same code.
 """
 
 import logging
 import queue
+import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from cifar_demo import zerogpu
 from cifar_demo.metrics import summarize
+from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import BatchEnded, TrainResult, Trainer
 
 MAX_RUN_SECONDS = 30 * 60   # a run is stopped (keeping what it learned) after this long
 TEST_CHUNK = 1000           # test images per progress update
+STOP_FILES = Path(tempfile.gettempdir()) / "cifar10-studio-stops"
 LOG = logging.getLogger(__name__)
 
 
@@ -32,10 +43,10 @@ class EvaluationProgress:
 @dataclass(frozen=True)
 class RunFinished:
     result: TrainResult
-    predictor: Predictor      # wraps result.model, already traced
-    report: dict              # evaluate.summarize on the official test set
+    predictor: Predictor      # wraps result.model, already compiled
+    report: dict              # metrics.summarize on the official test set
     probabilities: np.ndarray # float32 (N, 10) on the official test images, official order
-    time_limited: bool        # stopped by MAX_RUN_SECONDS rather than by the user
+    time_limited: bool        # stopped by the time limit rather than by the user
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,42 @@ class RunFailed:
     message: str
 
 
+@dataclass(frozen=True)
+class TrainedWeights:
+    """What a finished run sends back from wherever it ran: plain arrays, no Keras model
+    (a model on a ZeroGPU worker's GPU cannot cross to the main process)."""
+
+    weights: list             # float32 arrays, in model.get_weights() order
+    config: object            # the TrainConfig
+    history: dict
+    stopped: bool
+    steps: int
+    report: dict
+    probabilities: np.ndarray
+    time_limited: bool
+
+
 class RunInProgress(RuntimeError):
     """Raised by TrainingSlot.start while another run holds the slot."""
+
+
+class StopSignal:
+    """A stop request that reaches a run in this process or in a forked worker: a file
+    named for the run (a threading.Event would not cross a process, and ZeroGPU reuses
+    workers forked before the run began)."""
+
+    def __init__(self):
+        STOP_FILES.mkdir(parents=True, exist_ok=True)
+        self.path = STOP_FILES / f"{uuid.uuid4().hex}.stop"
+
+    def set(self):
+        self.path.touch()
+
+    def is_set(self):
+        return self.path.exists()
+
+    def clear(self):
+        self.path.unlink(missing_ok=True)
 
 
 def failure_message(error):
@@ -57,35 +102,114 @@ def failure_message(error):
     return f"The run failed: {name}: {error}"
 
 
+def training_events(config, data, stop, max_seconds, poll_seconds=0.5):
+    """Trains `config` on `data` and evaluates it on the test set, yielding the engine's
+    events, None every `poll_seconds` without one (so the page can refresh), then
+    EvaluationProgress, then TrainedWeights or RunFailed. Stops after the current batch
+    once `stop` is set or after `max_seconds`, keeping what it learned; closing the
+    generator stops the run and skips its evaluation."""
+    events = queue.Queue()
+    limit = {"hit": False}
+
+    def on_event(event):
+        if isinstance(event, BatchEnded) and event.elapsed_seconds > max_seconds and not limit["hit"]:
+            limit["hit"] = True
+            trainer.stop()
+        if stop.is_set():
+            trainer.stop()
+        events.put(event)
+
+    outcome = {}
+
+    def work():
+        try:
+            outcome["result"] = trainer.run(data)
+        except Exception as error:  # any failure ends this run only; the server keeps serving
+            LOG.exception("training run failed (%s)", config)  # the traceback stays in the server log
+            outcome["error"] = error
+        finally:
+            events.put(done)
+
+    done = object()
+    try:
+        trainer = Trainer(config, callbacks=[on_event])
+    except ValueError as error:
+        yield RunFailed(failure_message(error))
+        return
+    worker = threading.Thread(target=work, name="training-run", daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                event = events.get(timeout=poll_seconds)
+            except queue.Empty:
+                if stop.is_set():
+                    trainer.stop()
+                yield None
+                continue
+            if event is done:
+                break
+            yield event
+    finally:
+        trainer.stop()  # a no-op after a finished run; ends an abandoned one after its batch
+        worker.join()
+    if "error" in outcome:
+        yield RunFailed(failure_message(outcome["error"]))
+        return
+    result = outcome["result"]
+    predictor = Predictor(result.model)
+    chunks = []
+    for start in range(0, len(data.x_test), TEST_CHUNK):
+        chunks.append(predictor.predict_proba(data.x_test[start : start + TEST_CHUNK]))
+        yield EvaluationProgress(min(start + TEST_CHUNK, len(data.x_test)), len(data.x_test))
+    probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+    weights = [np.asarray(w, dtype=np.float32) for w in result.model.get_weights()]
+    yield TrainedWeights(weights, result.config, result.history, result.stopped, result.steps,
+                         summarize(probabilities, data.y_test), probabilities, limit["hit"])
+
+
+def on_this_machine(weights):
+    """RunFinished in this process from a run's TrainedWeights: the model rebuilt here (on
+    this process's device, the CPU on a ZeroGPU Space) with the weights it learned."""
+    model = build_model(scaled_widths(weights.config.width_mult))
+    model.set_weights(weights.weights)
+    result = TrainResult(model=model, config=weights.config, history=weights.history, stopped=weights.stopped,
+                         steps=weights.steps)
+    return RunFinished(result, Predictor(model), weights.report, weights.probabilities, weights.time_limited)
+
+
+# The generator the runs iterate: on ZeroGPU, inside the GPU lease (cifar_demo/zerogpu.py).
+RUN_ON_DEVICE = zerogpu.on_gpu(training_events)
+
+
 class ActiveRun:
-    """A run in its worker thread; `events` yields what it emits, in order."""
+    """A run holding the slot; iterating `events()` (from the request that started it)
+    runs it and yields what it emits, in order."""
 
     def __init__(self, config, data, owner, on_done, max_seconds):
         self.config = config
         self.owner = owner
         self.latest: Optional[BatchEnded] = None
-        self.time_limited = False
-        self.abandoned = False      # nobody is watching: skip the test-set evaluation
+        self.abandoned = False      # nobody is watching: the run stopped, no evaluation
         self._data = data
         self._on_done = on_done
         self._max_seconds = max_seconds
-        self._queue = queue.Queue()
-        self._trainer = Trainer(config, callbacks=[self._on_event])
-        self._thread = threading.Thread(target=self._work, name="training-run", daemon=True)
-
-    def start(self):
-        self._thread.start()
+        self._stop = StopSignal()
+        self._stream = None
 
     def stop(self):
-        self._trainer.stop()
+        self._stop.set()
 
     def abandon(self):
         """Stops the run and skips its test evaluation: the page that started it is gone."""
         self.abandoned = True
-        self._trainer.stop()
-
-    def join(self, timeout=None):
-        self._thread.join(timeout)
+        self._stop.set()
+        if self._stream is not None:
+            try:
+                self._stream.close()  # on ZeroGPU this also ends the GPU worker's task
+            except ValueError:  # closed from another thread mid-step: the stop signal ends it
+                pass
+        self._release()
 
     def describe(self):
         """One line on how far the run is, for people waiting their turn."""
@@ -98,71 +222,56 @@ class ActiveRun:
         )
 
     def events(self, poll_seconds=0.5):
-        """Yields each event, and None every `poll_seconds` without one (so a caller can
-        refresh its page); ends after RunFinished or RunFailed."""
-        while True:
-            try:
-                event = self._queue.get(timeout=poll_seconds)
-            except queue.Empty:
-                yield None
-                continue
-            yield event
-            if isinstance(event, (RunFinished, RunFailed)):
-                return
-
-    def _on_event(self, event):
-        if isinstance(event, BatchEnded):
-            self.latest = event
-            if event.elapsed_seconds > self._max_seconds and not self.time_limited:
-                self.time_limited = True
-                self._trainer.stop()
-        self._queue.put(event)
-
-    def _work(self):
+        """Runs the run, yielding each event and None every `poll_seconds` without one;
+        ends after RunFinished or RunFailed. The slot is free before that last event
+        arrives, so the next person in the queue, whose turn starts when this stream ends,
+        never finds it taken."""
+        if self.abandoned:
+            yield RunFailed("The run was abandoned.")
+            return
+        self._stream = RUN_ON_DEVICE(self.config, self._data, self._stop, self._max_seconds, poll_seconds)
         final = RunFailed("The run ended unexpectedly.")
         try:
-            result = self._trainer.run(self._data)
-            if self.abandoned:
-                final = RunFailed("The run was abandoned.")
-                return
-            predictor = Predictor(result.model)
-            x_test, y_test = self._data.x_test, self._data.y_test
-            chunks = []
-            for start in range(0, len(x_test), TEST_CHUNK):
-                chunks.append(predictor.predict_proba(x_test[start : start + TEST_CHUNK]))
-                self._queue.put(EvaluationProgress(min(start + TEST_CHUNK, len(x_test)), len(x_test)))
-            probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
-            report = summarize(probabilities, y_test)
-            final = RunFinished(result, predictor, report, probabilities, self.time_limited)
-        except Exception as error:  # any failure ends this run only; the server keeps serving
-            LOG.exception("training run failed (%s)", self.config)  # the traceback stays in the server log
+            for event in self._stream:
+                if isinstance(event, BatchEnded):
+                    self.latest = event
+                if isinstance(event, TrainedWeights):
+                    final = on_this_machine(event)
+                    break
+                if isinstance(event, RunFailed):
+                    final = event
+                    break
+                yield event
+        except Exception as error:  # a GPU lease that failed or ran out, a broken worker
+            LOG.exception("training run failed (%s)", self.config)
             final = RunFailed(failure_message(error))
-        finally:
-            # The slot is free before the last event arrives, so the next person in the
-            # queue, whose turn starts when this stream ends, never finds it taken.
-            self._on_done(self)
-            self._queue.put(final)
+        self._release()
+        yield final
+
+    def _release(self):
+        self._stop.clear()
+        self._on_done(self)
 
 
 class TrainingSlot:
     """Holds at most one ActiveRun for the whole server."""
 
-    def __init__(self, max_seconds=MAX_RUN_SECONDS):
-        self.max_seconds = max_seconds
+    def __init__(self, max_seconds=None):
+        self.max_seconds = max_seconds if max_seconds is not None else zerogpu.max_run_seconds() or MAX_RUN_SECONDS
         self._guard = threading.Condition()
-        self._active: Optional[ActiveRun] = None
+        self._active: ActiveRun | None = None
 
     def start(self, config, data, owner, wait_seconds=0.0):
-        """Starts a run for `owner`. While another run holds the slot, waits up to
-        `wait_seconds` for it to end (a stopped run finishes its batch first), then raises
-        RunInProgress. ValueError for a bad config."""
+        """Reserves the slot for `owner`'s run, which runs as its `events()` are iterated.
+        While another run holds the slot, waits up to `wait_seconds` for it to end (a
+        stopped run finishes its batch first), then raises RunInProgress. ValueError for a
+        bad config."""
         config.validate()
         with self._guard:
             if not self._guard.wait_for(lambda: self._active is None, timeout=wait_seconds):
                 raise RunInProgress(self._active.describe())
             run = ActiveRun(config, data, owner, self._release, self.max_seconds)
             self._active = run
-        run.start()
         return run
 
     def stop(self, owner):
