@@ -83,7 +83,8 @@ def test_train_help_reads_right(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "--augment, --no-augment" in text and "(default: on)" in text and "True" not in text
     assert "--train-size N training images used (default: all not held out)" in text
-    assert text.count("default") == len(dataclasses.fields(training.TrainConfig)) + 1  # once per flag, and --data
+    # once per setting, then --data and --device
+    assert text.count("(default") == len(dataclasses.fields(training.TrainConfig)) + 2
     assert "(default: 128 images)" in text and "(default: 4 pixels)" in text and "None" not in text
 
 
