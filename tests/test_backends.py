@@ -66,15 +66,15 @@ def agreement_images():
     return PredictionSet.load(SHIPPED_TEST_PREDICTIONS).images[:AGREEMENT_IMAGES]
 
 
-ANSWERS_SCRIPT = """
+ANSWERS_SCRIPT = f"""
 import sys
 import numpy as np
 from cifar_demo import Predictor
 images = np.load(sys.argv[1])
 predictor = Predictor.load()
-maps = np.stack([predictor.explain_pixels(image) for image in images[:{explained}]])
+maps = np.stack([predictor.explain_pixels(image) for image in images[:{EXPLAINED_IMAGES}]])
 np.savez(sys.argv[2], probabilities=predictor.predict_proba(images), maps=maps)
-""".format(explained=EXPLAINED_IMAGES)
+"""
 
 
 @pytest.fixture(scope="module")

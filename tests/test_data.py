@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar_demo import CLASSES, data as data_module
+from cifar_demo import CLASSES
+from cifar_demo import data as data_module
 from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.data import (
     DataSample,

@@ -5,8 +5,7 @@ import datetime
 import pytest
 
 from cifar_demo.ui import app as app_module
-from cifar_demo.ui import internals
-from cifar_demo.ui import build_app, launch_settings
+from cifar_demo.ui import build_app, internals, launch_settings
 
 PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "train", "stop_training"}
 

@@ -10,10 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from cifar_demo import plots
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
-from cifar_demo.artifacts import SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
 
 MODEL_CARD = WEIGHTS_DIR / "README.md"
 CURVES = WEIGHTS_DIR / "training_curves.png"
@@ -56,7 +56,8 @@ def calibration_markdown(metrics, held_out):
         f"so its logits are divided by a temperature **T = {temperature:.3f}** fitted on {held_out:,} "
         "held-out training images. On the test set the expected calibration error (15 bins) falls from "
         f"**{metrics['ece_uncalibrated']:.2%} to {metrics['ece']:.2%}**, and the negative log-likelihood "
-        f"from {metrics['nll_uncalibrated']:.3f} to {metrics['nll']:.3f}. Every probability the app shows is calibrated."
+        f"from {metrics['nll_uncalibrated']:.3f} to {metrics['nll']:.3f}. "
+        "Every probability the app shows is calibrated."
     )
 
 
