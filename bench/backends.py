@@ -102,7 +102,8 @@ def main(argv=None):
             print(f"{backend} {precision} ...", file=sys.stderr, flush=True)
             results[backend, precision] = run_worker(backend, precision, args.repeats, args.train_steps)
 
-    header = f"{'backend':<11}{'precision':<16}{'classify p50':>13}{'p90':>8}{'10k test s':>12}{'Grad-CAM p50':>14}{'train img/s':>13}"
+    header = (f"{'backend':<11}{'precision':<16}{'classify p50':>13}{'p90':>8}{'10k test s':>12}{'Grad-CAM p50':>14}"
+              f"{'train img/s':>13}")
     print(header)
     figures = {}
     for (backend, precision), row in results.items():

@@ -64,12 +64,13 @@ class Clock:
             self.training_seconds += time.perf_counter() - self._epoch_start
             model = build_model(scaled_widths(self.config.width_mult))
             model.load_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
-            accuracy = float(np.mean(Predictor(model).predict_proba(self.data.x_test).argmax(axis=1) == self.data.y_test))
+            accuracy = float(np.mean(Predictor(model).predict_proba(self.data.x_test).argmax(axis=1)
+                                     == self.data.y_test))
             self.accuracies.append(accuracy)
             if self.reached is None and accuracy >= TARGET_ACCURACY:
                 self.reached = (event.epoch, self.training_seconds)
-            print(f"== epoch {event.epoch}: test accuracy {accuracy:.4f}, training time {self.training_seconds / 60:.1f} min",
-                  flush=True)
+            print(f"== epoch {event.epoch}: test accuracy {accuracy:.4f}, "
+                  f"training time {self.training_seconds / 60:.1f} min", flush=True)
             self._epoch_start = time.perf_counter()
 
 
@@ -96,10 +97,12 @@ def main(argv=None):
     wall = time.perf_counter() - started
     weights = save_final_weights(result, args.out)
     temperature = calibrate(Predictor(result.model), weights, data)["temperature"]
-    final = float(np.mean(Predictor(result.model, temperature).predict_proba(data.x_test).argmax(axis=1) == data.y_test))
+    final = float(np.mean(Predictor(result.model, temperature).predict_proba(data.x_test).argmax(axis=1)
+                          == data.y_test))
     rate = float(np.median(clock.rates)) if clock.rates else float("nan")
     print(f"median {rate:.0f} images/s; final test accuracy {final:.4f}; "
-          + (f"{TARGET_ACCURACY:.0%} reached after epoch {clock.reached[0]}, {clock.reached[1] / 60:.1f} min of training"
+          + (f"{TARGET_ACCURACY:.0%} reached after epoch {clock.reached[0]}, "
+             f"{clock.reached[1] / 60:.1f} min of training"
              if clock.reached else f"{TARGET_ACCURACY:.0%} not reached"))
     figures = {
         "device": (describe(device), ""),

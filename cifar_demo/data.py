@@ -186,7 +186,8 @@ class DataSample:
             with np.load(path) as archive:
                 return cls(**{name: archive[name] for name in cls.__dataclass_fields__})
         except (OSError, KeyError, ValueError) as error:
-            raise ValueError(f"{path} is not a CIFAR-10 sample written by `python -m cifar_demo.data --write-sample` ({error})") from None
+            raise ValueError(f"{path} is not a CIFAR-10 sample written by "
+                             f"`python -m cifar_demo.data --write-sample` ({error})") from None
 
 
 def sample_indices(labels, rng, per_class=SAMPLE_PER_CLASS):
@@ -255,11 +256,17 @@ def write_examples(data, out_dir, per_class=1):
 def main(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cifar_demo.data", description="Check the CIFAR-10 copy and write the app's example images and training sample.")
-    parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
-    parser.add_argument("--write-examples", metavar="DIR", default=None, help="write one official test image per class as PNG into DIR")
+    parser = argparse.ArgumentParser(
+        prog="python -m cifar_demo.data",
+        description="Check the CIFAR-10 copy and write the app's example images and training sample.",
+    )
+    parser.add_argument("--data", default=None,
+                        help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
+    parser.add_argument("--write-examples", metavar="DIR", default=None,
+                        help="write one official test image per class as PNG into DIR")
     parser.add_argument("--write-sample", metavar="NPZ", default=None,
-                        help=f"write {SAMPLE_PER_CLASS} random training images per class, the class counts and the channel statistics (the Data tab's {SHIPPED_SAMPLE.name})")
+                        help=f"write {SAMPLE_PER_CLASS} random training images per class, the class counts and the "
+                        f"channel statistics (the Data tab's {SHIPPED_SAMPLE.name})")
     parser.add_argument("--seed", type=int, default=0, help="which random sample --write-sample draws (default: 0)")
     args = parser.parse_args(argv)
     try:
@@ -267,14 +274,16 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"train {data.x_train.shape}, test {data.x_test.shape}; train mean per channel {data.x_train.reshape(-1, 3).mean(axis=0).round(4).tolist()}")
+    print(f"train {data.x_train.shape}, test {data.x_test.shape}; "
+          f"train mean per channel {data.x_train.reshape(-1, 3).mean(axis=0).round(4).tolist()}")
     if args.write_examples:
         for path in write_examples(data, args.write_examples):
             print(f"wrote {path}")
     if args.write_sample:
         sample = make_sample(data, seed=args.seed)
         sample.save(args.write_sample)
-        print(f"wrote {args.write_sample}: {len(sample.images)} training images (indices {sample.indices[:3].tolist()}...), "
+        print(f"wrote {args.write_sample}: {len(sample.images)} training images "
+              f"(indices {sample.indices[:3].tolist()}...), "
               f"mean {sample.mean.round(4).tolist()}, std {sample.std.round(4).tolist()}")
     return 0
 

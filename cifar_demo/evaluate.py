@@ -38,7 +38,8 @@ def evaluate_logits(logits, labels, temperature):
 
 
 def format_report(report, weights):
-    lines = [f"weights: {weights}", f"top-1 accuracy: {report['accuracy'] * 100:.2f}% on {report['images']} official test images"]
+    lines = [f"weights: {weights}",
+             f"top-1 accuracy: {report['accuracy'] * 100:.2f}% on {report['images']} official test images"]
     if "tta_accuracy" in report:
         lines.append(f"with horizontal-flip test-time augmentation: {report['tta_accuracy'] * 100:.2f}%")
     lines.append(f"expected calibration error (15 bins): {report['ece'] * 100:.2f}% at temperature "
@@ -80,9 +81,11 @@ def main(argv=None):
         "per-class accuracy, confusion matrix, calibration error; optionally flip-TTA accuracy.",
     )
     parser.add_argument("--weights", default=None, help="a .weights.h5 file (default: the shipped weights)")
-    parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
+    parser.add_argument("--data", default=None,
+                        help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON (with the confusion matrix)")
-    parser.add_argument("--tta", action="store_true", help="also measure accuracy with horizontal-flip test-time augmentation")
+    parser.add_argument("--tta", action="store_true",
+                        help="also measure accuracy with horizontal-flip test-time augmentation")
     parser.add_argument("--fit-temperature", action="store_true",
                         help="first fit the calibration temperature on the run's held-out training images and "
                         "write it beside the weights (<name>.calibration.json)")

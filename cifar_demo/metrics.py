@@ -9,14 +9,17 @@ import numpy as np
 
 from cifar_demo import CLASSES
 
+NUM_CLASSES = len(CLASSES)
 
-def confusion_matrix(labels, predictions, num_classes=len(CLASSES)):
+
+def confusion_matrix(labels, predictions, num_classes=NUM_CLASSES):
     """counts[true, predicted] as int64 (num_classes, num_classes)."""
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     predictions = np.asarray(predictions, dtype=np.int64).reshape(-1)
     if labels.shape != predictions.shape:
         raise ValueError(f"{labels.size} labels but {predictions.size} predictions")
-    if labels.size and (min(labels.min(), predictions.min()) < 0 or max(labels.max(), predictions.max()) >= num_classes):
+    if labels.size and (min(labels.min(), predictions.min()) < 0
+                        or max(labels.max(), predictions.max()) >= num_classes):
         raise ValueError(f"labels and predictions must lie in 0..{num_classes - 1}")
     return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)
 
@@ -39,7 +42,7 @@ def summarize_predictions(predictions, labels):
     return {
         "images": int(len(labels)),
         "accuracy": float(np.trace(confusion) / max(1, confusion.sum())),
-        "per_class_accuracy": {name: float(a) for name, a in zip(CLASSES, per_class_accuracy(confusion))},
+        "per_class_accuracy": {name: float(a) for name, a in zip(CLASSES, per_class_accuracy(confusion), strict=True)},
         "confusion_matrix": confusion.tolist(),
     }
 
@@ -50,7 +53,8 @@ def compare_predictions(first, second, labels):
     (first right, second wrong) and where both are wrong in different ways."""
     first, second, labels = (np.asarray(a).reshape(-1) for a in (first, second, labels))
     if not len(first) == len(second) == len(labels):
-        raise ValueError(f"predictions ({len(first)}, {len(second)}) and labels ({len(labels)}) must cover the same images")
+        raise ValueError(f"predictions ({len(first)}, {len(second)}) and labels ({len(labels)}) "
+                         "must cover the same images")
     changed = first != second
     return {
         "changed": np.flatnonzero(changed),

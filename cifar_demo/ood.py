@@ -44,6 +44,7 @@ from cifar_demo.model import EARLY_LAYER, FEATURES_LAYER
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import TrainConfig
 
+NUM_CLASSES = len(CLASSES)
 SCORES = ("max_probability", "energy", "mahalanobis", "early_mahalanobis", "combined_mahalanobis")
 TARGET_FLAG_RATE = 0.05      # share of held-out CIFAR-10 images the threshold flags
 CANVAS_SIDE = 320            # pixels: the app's drawing canvas
@@ -62,7 +63,7 @@ def logsumexp(values):
     return peak + np.log(np.exp(values - peak[:, None]).sum(axis=1))
 
 
-def fit_feature_statistics(features, labels, num_classes=len(CLASSES)):
+def fit_feature_statistics(features, labels, num_classes=NUM_CLASSES):
     """Class means (K, C) and the inverse of the shared within-class covariance (C, C)
     of features (N, C) with labels (N,): what a Mahalanobis score needs."""
     features = np.asarray(features, dtype=np.float64)
@@ -84,7 +85,8 @@ def mahalanobis_distance(features, means, precision):
     mean (K, C) under one precision matrix (C, C)."""
     features = np.asarray(features, dtype=np.float64)
     precision = np.asarray(precision, dtype=np.float64)
-    distances = [((features - mean) @ precision * (features - mean)).sum(axis=1) for mean in np.asarray(means, np.float64)]
+    distances = [((features - mean) @ precision * (features - mean)).sum(axis=1)
+                 for mean in np.asarray(means, np.float64)]
     return np.min(distances, axis=0)
 
 
@@ -151,7 +153,8 @@ class OodDetector:
             if fitted != widths:
                 raise ValueError(
                     f"the statistics are for {fitted[0]} pooled and {fitted[1]} early features but the model has "
-                    f"{widths[0]} and {widths[1]}: they belong to other weights (refit with python -m cifar_demo.ood --fit)"
+                    f"{widths[0]} and {widths[1]}: they belong to other weights "
+                    "(refit with python -m cifar_demo.ood --fit)"
                 )
         self.predictor = predictor
         self.score_name = score_name
@@ -164,7 +167,8 @@ class OodDetector:
         """Reads score, threshold and statistics (the shipped weights' when `path` is None)."""
         path = Path(path) if path is not None else ood_path_for(SHIPPED_WEIGHTS)
         if not path.is_file():
-            raise ValueError(f"no out-of-distribution statistics at {path} (python -m cifar_demo.ood --fit writes them)")
+            raise ValueError(f"no out-of-distribution statistics at {path} "
+                             "(python -m cifar_demo.ood --fit writes them)")
         try:
             with np.load(path) as archive:
                 statistics = None
@@ -255,7 +259,7 @@ def blurred_noise(count, seed=0):
 def generated_sets(count=GENERATED_PER_SET, seed=0):
     """{name: uint8 (count, 32, 32, 3)} for each of GENERATED_SETS."""
     makers = (uniform_noise, solid_colours, drawings, blurred_noise)
-    return {name: make(count, seed) for name, make in zip(GENERATED_SETS, makers)}
+    return {name: make(count, seed) for name, make in zip(GENERATED_SETS, makers, strict=True)}
 
 
 def auroc(in_scores, out_scores):
@@ -326,7 +330,8 @@ def main(argv=None):
                         help="score the held-out training images, the test set and generated inputs with every "
                         "score, print AUROCs and flag rates, and write the best score beside the weights")
     parser.add_argument("--weights", default=None, help="a .weights.h5 file (default: the shipped weights)")
-    parser.add_argument("--data", default=None, help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
+    parser.add_argument("--data", default=None,
+                        help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
     parser.add_argument("--count", type=int, default=GENERATED_PER_SET, help="images per generated set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated sets")
     args = parser.parse_args(argv)

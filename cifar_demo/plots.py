@@ -24,11 +24,13 @@ def training_curves(history, title="Training curves"):
     if steps:
         step_index = np.array([s["step"] for s in steps])
         loss_axis.plot(step_index, smooth([s["loss"] for s in steps]), label="training (smoothed)", color="tab:blue")
-        accuracy_axis.plot(step_index, smooth([s["accuracy"] for s in steps]), label="training (smoothed)", color="tab:blue")
+        accuracy_axis.plot(step_index, smooth([s["accuracy"] for s in steps]), label="training (smoothed)",
+                           color="tab:blue")
     if epochs:
         epoch_steps = [e["step"] for e in epochs]
         loss_axis.plot(epoch_steps, [e["val_loss"] for e in epochs], "o-", label="validation", color="tab:orange")
-        accuracy_axis.plot(epoch_steps, [e["val_accuracy"] for e in epochs], "o-", label="validation", color="tab:orange")
+        accuracy_axis.plot(epoch_steps, [e["val_accuracy"] for e in epochs], "o-", label="validation",
+                           color="tab:orange")
     loss_axis.set(xlabel="step", ylabel="cross-entropy", title="Loss")
     accuracy_axis.set(xlabel="step", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
     for axis in (loss_axis, accuracy_axis):
@@ -77,7 +79,7 @@ def prediction_grid(images, labels, predictions, title="Test predictions (wrong 
     class, in red when it is wrong."""
     if len(images) != len(labels) or len(images) != len(predictions):
         raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(predictions)} predictions must match")
-    wrong = [int(label) != int(prediction) for label, prediction in zip(labels, predictions)]
+    wrong = [int(label) != int(prediction) for label, prediction in zip(labels, predictions, strict=True)]
     return image_grid(images, [CLASSES[int(p)] for p in predictions], title, highlighted=wrong)
 
 
@@ -99,7 +101,7 @@ def image_grid(images, titles, title, highlighted=None, columns=10):
     figure = Figure(figsize=(columns * 1.05, rows * 1.3 + 0.4))
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (rows * 1.3 + 0.4))
     axis = figure.subplots()
-    for position, (image, text, marked) in enumerate(zip(images, titles, highlighted)):
+    for position, (image, text, marked) in enumerate(zip(images, titles, highlighted, strict=True)):
         row, col = divmod(position, columns)
         top, left = row * pitch_y + title_band, col * pitch_x + gap // 2
         mosaic[top : top + cell, left : left + cell] = image
@@ -119,7 +121,8 @@ def class_balance_figure(train_counts, test_counts, title="Images per class"):
     figure = Figure(figsize=(6.4, 3.6), layout="constrained")
     axis = figure.subplots()
     positions = np.arange(len(CLASSES))
-    for offset, counts, name, colour in ((-0.2, train_counts, "train", "tab:blue"), (0.2, test_counts, "test", "tab:orange")):
+    for offset, counts, name, colour in ((-0.2, train_counts, "train", "tab:blue"),
+                                         (0.2, test_counts, "test", "tab:orange")):
         bars = axis.bar(positions + offset, counts, width=0.4, label=f"{name} ({counts.sum():,})", color=colour)
         axis.bar_label(bars, labels=[f"{c:,}" for c in counts], fontsize=7, padding=2, rotation=90)
     axis.set_xticks(positions, CLASSES, rotation=45, ha="right")
@@ -137,12 +140,13 @@ def reliability_diagram(probabilities, labels, temperature, bins=15, title="Cali
     probabilities = np.asarray(probabilities, dtype=np.float32)
     labels = np.asarray(labels).reshape(-1)
     if probabilities.ndim != 2 or len(probabilities) != len(labels):
-        raise ValueError(f"probabilities (N, classes) and labels (N,) must match, got {probabilities.shape} and {labels.shape}")
+        raise ValueError(f"probabilities (N, classes) and labels (N,) must match, "
+                         f"got {probabilities.shape} and {labels.shape}")
     panels = [("network's own (T = 1)", probabilities),
               (f"calibrated (T = {temperature:.3f})", apply_temperature(probabilities, temperature))]
     edges = np.linspace(0, 1, bins + 1)
     figure = Figure(figsize=(10, 4.4), layout="constrained")
-    for axis, (name, values) in zip(figure.subplots(1, 2, sharey=True), panels):
+    for axis, (name, values) in zip(figure.subplots(1, 2, sharey=True), panels, strict=True):
         counts, mean_confidence, accuracy = reliability_bins(values, labels, bins)
         filled = counts > 0
         axis.bar(edges[:-1][filled], accuracy[filled], width=1 / bins, align="edge", color="tab:blue",

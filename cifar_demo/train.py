@@ -59,7 +59,8 @@ def build_parser():
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder for checkpoints, weights and logs")
     where = parser.add_argument_group("where it runs (not settings of the run: a run may resume elsewhere)")
     where.add_argument("--device", choices=DEVICES, default="auto",
-                       help="auto: a GPU where the Keras backend (KERAS_BACKEND) sees one, else the CPU (default: auto)")
+                       help="auto: a GPU where the Keras backend (KERAS_BACKEND) sees one, else the CPU "
+                       "(default: auto)")
     where.add_argument("--distribute", action="store_true",
                        help="data-parallel over all local devices with Keras' DataParallel (needs KERAS_BACKEND=jax; "
                        "the batch is split evenly over the devices)")
@@ -81,13 +82,15 @@ class ConsolePrinter:
             resumed = f", resuming at step {event.start_step}" if event.start_step else ""
             print(f"running on {event.device}", flush=True)
             print(f"training on {event.train_images} images, validating on {event.val_images} "
-                  f"({event.val_source}); {event.steps_per_epoch} steps/epoch, {event.total_steps} steps{resumed}", flush=True)
+                  f"({event.val_source}); {event.steps_per_epoch} steps/epoch, {event.total_steps} steps{resumed}",
+                  flush=True)
         elif isinstance(event, training.BatchEnded) and (event.step % self.every == 0):
             print(f"epoch {event.epoch} step {event.step}/{event.total_steps} loss {event.loss:.4f} "
                   f"acc {event.accuracy:.3f} lr {event.learning_rate:.4f} {event.images_per_second:.0f} img/s "
                   f"eta {event.eta_seconds / 60:.1f} min", flush=True)
         elif isinstance(event, training.EpochEnded):
-            print(f"== epoch {event.epoch} done in {event.seconds:.0f} s: loss {event.loss:.4f} acc {event.accuracy:.4f} "
+            print(f"== epoch {event.epoch} done in {event.seconds:.0f} s: "
+                  f"loss {event.loss:.4f} acc {event.accuracy:.4f} "
                   f"val_loss {event.val_loss:.4f} val_acc {event.val_accuracy:.4f}", flush=True)
         elif isinstance(event, training.RunEnded):
             print(f"run {'stopped' if event.stopped else 'finished'} after {event.steps} steps", flush=True)
@@ -113,7 +116,8 @@ def main(argv=None):
     if config.val_size > 0:  # held-out images exist: fit the calibration temperature on them
         calibration = calibrate(predictor, weights, data)
         predictor = Predictor(result.model, calibration["temperature"])
-        print(f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}", flush=True)
+        print(f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}",
+              flush=True)
     report = evaluate_predictor(predictor, data.x_test, data.y_test)
     metrics = {
         "test_accuracy": report["accuracy"],

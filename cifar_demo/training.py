@@ -87,21 +87,33 @@ class TrainConfig:
         def is_int(value):
             return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
-        check(is_int(self.epochs) and 1 <= self.epochs <= 500, f"epochs must be an integer in 1..500, got {self.epochs!r}")
-        check(is_int(self.batch_size) and 1 <= self.batch_size <= 4096, f"batch_size must be an integer in 1..4096, got {self.batch_size!r}")
-        check(self.train_size is None or (is_int(self.train_size) and self.train_size >= 1), f"train_size must be a positive integer or None, got {self.train_size!r}")
-        check(is_int(self.val_size) and self.val_size >= 0, f"val_size must be a non-negative integer, got {self.val_size!r}")
-        check(isinstance(self.width_mult, (int, float)) and 0.05 <= self.width_mult <= 4, f"width_mult must be a number in 0.05..4, got {self.width_mult!r}")
-        check(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate <= 10, f"learning_rate must be in (0, 10], got {self.learning_rate!r}")
-        check(isinstance(self.warmup_fraction, (int, float)) and 0 <= self.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
-        check(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
-        check(isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1, f"weight_decay must be in [0, 1), got {self.weight_decay!r}")
-        check(isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        check(is_int(self.epochs) and 1 <= self.epochs <= 500,
+              f"epochs must be an integer in 1..500, got {self.epochs!r}")
+        check(is_int(self.batch_size) and 1 <= self.batch_size <= 4096,
+              f"batch_size must be an integer in 1..4096, got {self.batch_size!r}")
+        check(self.train_size is None or (is_int(self.train_size) and self.train_size >= 1),
+              f"train_size must be a positive integer or None, got {self.train_size!r}")
+        check(is_int(self.val_size) and self.val_size >= 0,
+              f"val_size must be a non-negative integer, got {self.val_size!r}")
+        check(isinstance(self.width_mult, (int, float)) and 0.05 <= self.width_mult <= 4,
+              f"width_mult must be a number in 0.05..4, got {self.width_mult!r}")
+        check(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate <= 10,
+              f"learning_rate must be in (0, 10], got {self.learning_rate!r}")
+        check(isinstance(self.warmup_fraction, (int, float)) and 0 <= self.warmup_fraction < 1,
+              f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        check(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1,
+              f"momentum must be in [0, 1), got {self.momentum!r}")
+        check(isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1,
+              f"weight_decay must be in [0, 1), got {self.weight_decay!r}")
+        check(isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1,
+              f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check(isinstance(self.augment, bool), f"augment must be true or false, got {self.augment!r}")
-        check(is_int(self.crop_padding) and 0 <= self.crop_padding <= 16, f"crop_padding must be an integer in 0..16, got {self.crop_padding!r}")
+        check(is_int(self.crop_padding) and 0 <= self.crop_padding <= 16,
+              f"crop_padding must be an integer in 0..16, got {self.crop_padding!r}")
         check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
-        check(self.init_weights is None or Path(self.init_weights).is_file(), f"init_weights file not found: {self.init_weights!r}")
+        check(self.init_weights is None or Path(self.init_weights).is_file(),
+              f"init_weights file not found: {self.init_weights!r}")
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)
@@ -301,7 +313,8 @@ class Trainer:
 
     def _run(self, data):
         config = self.config
-        train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
+        train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size,
+                                                        config.seed)
         x_train, y_train = data.x_train[train_indices], data.y_train[train_indices]
         if config.val_size > 0:
             x_val, y_val = data.x_train[val_indices], data.y_train[val_indices]
@@ -361,7 +374,8 @@ class Trainer:
                 recent.append((count, time.perf_counter() - batch_clock))
                 rate = sum(n for n, _ in recent) / max(1e-9, sum(s for _, s in recent))
                 if step % 10 == 0 or step == total_steps:
-                    history["steps"].append({"step": step, "loss": loss, "accuracy": accuracy, "learning_rate": learning_rate})
+                    history["steps"].append({"step": step, "loss": loss, "accuracy": accuracy,
+                                             "learning_rate": learning_rate})
                 elapsed = time.perf_counter() - run_start
                 eta = (total_steps - step) * elapsed / (step - start_step)
                 self._emit(BatchEnded(epoch + 1, step, total_steps, loss, accuracy, learning_rate, rate, elapsed, eta))
@@ -428,7 +442,8 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
         warm = self.peak * (0.1 + 0.9 * step / max(1, self.warmup_steps))
-        cool = self.peak * keras.ops.maximum(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+        cool = self.peak * keras.ops.maximum(0.0, (self.total_steps - step)
+                                             / max(1, self.total_steps - self.warmup_steps))
         return keras.ops.where(step < self.warmup_steps, warm, cool)
 
     def get_config(self):

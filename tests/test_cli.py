@@ -29,7 +29,8 @@ def test_train_then_evaluate(toy_npz, tmp_path, capsys):
              "--val-size", "32", "--width-mult", "0.125", "--batch-size", "32", "--seed", "3"]
     assert train.main(flags) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"^settings:\n(.*\n)*\s+seed\s+3\n", printed, re.M) and "test accuracy" in printed  # settings first, result last
+    # settings first, result last
+    assert re.search(r"^settings:\n(.*\n)*\s+seed\s+3\n", printed, re.M) and "test accuracy" in printed
     for name in ("model.weights.h5", "model.config.json", "history.json", "metrics.json", "checkpoint.weights.h5"):
         assert (out / name).is_file(), name
     assert json.loads((out / "model.config.json").read_text())["train_size"] == 64
@@ -91,7 +92,8 @@ def test_train_help_reads_right(capsys):
 def test_command_lines_start_without_tensorflow_log_noise():
     """TensorFlow's start-up INFO lines (see cifar_demo/quiet_logs.py) stay off the console."""
     env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
-    started = subprocess.run([sys.executable, "-c", "import cifar_demo, tensorflow, sys; print('kept', file=sys.stderr)"],
+    started = subprocess.run([sys.executable, "-c",
+                              "import cifar_demo, tensorflow, sys; print('kept', file=sys.stderr)"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert started.returncode == 0 and started.stderr == "kept\n", started.stderr
     shown = subprocess.run([sys.executable, "-m", "cifar_demo.evaluate", "--help"], cwd=REPO, env=env,

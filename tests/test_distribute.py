@@ -34,7 +34,8 @@ for name, distribute in (("single", False), ("parallel", True)):
     result = trainer.run(data)
     kernel = result.model.get_layer("stage1_conv1").kernel.value
     results[name] = {"losses": losses, "steps": result.steps, "kernel_devices": len(kernel.sharding.device_set),
-                     "mesh_devices": 0 if trainer.distribution is None else int(trainer.distribution.device_mesh.devices.size)}
+                     "mesh_devices": 0 if trainer.distribution is None
+                     else int(trainer.distribution.device_mesh.devices.size)}
 print("RESULT " + json.dumps(results))
 """
 
@@ -51,7 +52,7 @@ def test_data_parallel_training_on_two_devices_matches_one_device():
     assert parallel["mesh_devices"] == 2 and parallel["kernel_devices"] == 2  # both devices hold the model
     assert single["kernel_devices"] == 1
     assert parallel["steps"] == single["steps"] == 12
-    for step, (one, two) in enumerate(zip(single["losses"], parallel["losses"]), start=1):
+    for step, (one, two) in enumerate(zip(single["losses"], parallel["losses"], strict=True), start=1):
         assert two == pytest.approx(one, rel=LOSS_TOLERANCE), f"step {step}"
 
 

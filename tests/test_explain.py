@@ -105,7 +105,8 @@ def test_the_map_differs_between_two_classes(shipped):
 
 # Placements where the shipped model is sure of the half-size object (many are not:
 # it trained on objects that fill the frame). Measured mass inside: 0.61 to 0.78.
-@pytest.mark.parametrize("name, top, left", [("cat", 0, 32), ("cat", 32, 0), ("airplane", 32, 0), ("truck", 32, 0), ("frog", 0, 0)])
+@pytest.mark.parametrize("name, top, left",
+                         [("cat", 0, 32), ("cat", 32, 0), ("airplane", 32, 0), ("truck", 32, 0), ("frog", 0, 0)])
 def test_the_map_peaks_on_a_pasted_object(shipped, name, top, left):
     canvas = on_grey_canvas(example(name), top, left)
     probabilities = shipped.classify(canvas)
@@ -148,7 +149,7 @@ def test_cam_at_the_last_convolution_equals_grad_cam_by_the_backends_autodiff(sh
     for requested in (-1, 3):
         class_indices = np.full(len(images), requested, np.int32)
         by_autodiff = gradcam_by_autodiff(shipped.model, EXPLAIN_LAYER, images, class_indices)
-        for image, expected in zip(images.astype(np.uint8), by_autodiff):
+        for image, expected in zip(images.astype(np.uint8), by_autodiff, strict=True):
             cam = shipped._class_activation_map(image, None if requested < 0 else requested)
             np.testing.assert_allclose(cam, expected / expected.max(), atol=1e-4)
 

@@ -34,7 +34,8 @@ def test_predict_proba_matches_the_keras_model(tiny_predictor):
     np.testing.assert_allclose(tiny_predictor.predict_proba(images), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.uint8), np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 28, 28, 3), np.uint8)])
+@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.uint8), np.zeros((1, 32, 32, 3), np.float32),
+                                 np.zeros((1, 28, 28, 3), np.uint8)])
 def test_predict_proba_rejects_wrong_input(tiny_predictor, bad):
     with pytest.raises(ValueError, match="uint8 images of shape"):
         tiny_predictor.predict_proba(bad)
@@ -90,7 +91,8 @@ def test_flip_tta_averages_each_image_with_its_mirror(tiny_predictor):
     mirrored = tiny_predictor.predict_proba(images[:, :, ::-1].copy())
     np.testing.assert_allclose(tiny_predictor.predict_proba(images, tta=True), (plain + mirrored) / 2, atol=1e-5)
     symmetric = np.concatenate([images[:3, :, :16], images[:3, :, :16][:, :, ::-1]], axis=2)
-    np.testing.assert_allclose(tiny_predictor.predict_proba(symmetric, tta=True), tiny_predictor.predict_proba(symmetric), atol=1e-5)
+    np.testing.assert_allclose(tiny_predictor.predict_proba(symmetric, tta=True),
+                               tiny_predictor.predict_proba(symmetric), atol=1e-5)
 
 
 def test_load_applies_the_temperature_saved_beside_the_weights(tmp_path):
@@ -116,7 +118,8 @@ def test_predict_features_gives_logits_pooled_features_and_early_statistics(tiny
     assert logits.shape == (300, 10) and features.shape == (300, widths[-1]) and early.shape == (300, 2 * widths[0])
     assert logits.dtype == features.dtype == early.dtype == np.float32
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(softmax / softmax.sum(axis=1, keepdims=True), tiny_predictor.predict_proba(images), atol=1e-5)
+    np.testing.assert_allclose(softmax / softmax.sum(axis=1, keepdims=True), tiny_predictor.predict_proba(images),
+                               atol=1e-5)
     assert (features >= 0).all() and (early >= 0).all()  # of ReLU outputs
     empty = tiny_predictor.predict_features(images[:0])
     assert [a.shape for a in empty] == [(0, 10), (0, widths[-1]), (0, 2 * widths[0])]

@@ -56,7 +56,8 @@ def calibration_markdown(metrics, held_out):
         f"so its logits are divided by a temperature **T = {temperature:.3f}** fitted on {held_out:,} "
         "held-out training images. On the test set the expected calibration error (15 bins) falls from "
         f"**{metrics['ece_uncalibrated']:.2%} to {metrics['ece']:.2%}**, and the negative log-likelihood "
-        f"from {metrics['nll_uncalibrated']:.3f} to {metrics['nll']:.3f}. Every probability the app shows is calibrated."
+        f"from {metrics['nll_uncalibrated']:.3f} to {metrics['nll']:.3f}. "
+        "Every probability the app shows is calibrated."
     )
 
 

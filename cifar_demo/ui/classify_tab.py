@@ -124,7 +124,8 @@ def build(predictor, trained_model, detector, metrics=None):
                         type="numpy",
                         canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
                         fixed_canvas=True,
-                        brush=gr.Brush(default_size=BRUSH_SIZE, colors=PALETTE, default_color="#000000", color_mode="defaults"),
+                        brush=gr.Brush(default_size=BRUSH_SIZE, colors=PALETTE, default_color="#000000",
+                                       color_mode="defaults"),
                         layers=False,
                         elem_id="drawing",
                         label="Draw a picture (use the trash icon to clear)",
@@ -147,8 +148,8 @@ def build(predictor, trained_model, detector, metrics=None):
                 heatmap = gr.Image(label=EXPLAIN_LABEL, interactive=False, height=272, format="png",
                                    elem_id="heatmap", buttons=[])
             with gr.Row():
-                explain_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS, label="Explain which class? (why not cat?)",
-                                            elem_id="explain-class")
+                explain_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
+                                            label="Explain which class? (why not cat?)", elem_id="explain-class")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
 
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.

@@ -92,7 +92,7 @@ def class_page(class_name, page, sample, use_full):
     pages = max(1, -(-len(indices) // PAGE_SIZE))
     page = min(max(0, int(page)), pages - 1)
     window = slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE)
-    shown = [(int(index), picture) for index, picture in zip(indices[window], pixels[window])]
+    shown = [(int(index), picture) for index, picture in zip(indices[window], pixels[window], strict=True)]
     items = [(images.upscale_nearest(picture, THUMBNAIL_SCALE), f"#{index}") for index, picture in shown]
     line = (f"**{class_name}**: {page * PAGE_SIZE + 1}-{page * PAGE_SIZE + len(shown)} of {len(indices):,} "
             f"{where} · page {page + 1} of {pages}")
@@ -117,8 +117,9 @@ def build(sample=None):
         f"CIFAR-10 has **{sample.train_counts.sum():,} training** and **{sample.test_counts.sum():,} test** "
         "colour images of 32x32 pixels in ten classes. The blog's first step was to look at them:"
     )
-    grid = gr.Plot(sample_grid(sample.images, sample.labels, f"{len(sample.images)} training images, "
-                                                              f"{data.SAMPLE_PER_CLASS} per class (the shipped sample)"),
+    grid = gr.Plot(sample_grid(sample.images, sample.labels,
+                               f"{len(sample.images)} training images, "
+                               f"{data.SAMPLE_PER_CLASS} per class (the shipped sample)"),
                    show_label=False, format="png", elem_id="data-grid")
     with gr.Row():
         shuffle = gr.Button("Shuffle", variant="secondary", scale=0, min_width=140, elem_id="shuffle")
@@ -148,8 +149,9 @@ def build(sample=None):
             preview_caption = gr.Markdown(first_caption, elem_id="preview-caption")
             new_draw = gr.Button("New draw", size="sm", elem_id="new-draw")
         with gr.Column(scale=2):
-            preview = gr.Image(first_preview, label=f"{PREVIEW_COUNT} versions as training sees them", interactive=False,
-                               format="png", elem_classes=["pixelated"], elem_id="augmentation-preview", buttons=[])
+            preview = gr.Image(first_preview, label=f"{PREVIEW_COUNT} versions as training sees them",
+                               interactive=False, format="png", elem_classes=["pixelated"],
+                               elem_id="augmentation-preview", buttons=[])
 
     gr.Markdown("### Balance and normalisation")
     with gr.Row(equal_height=False):
@@ -157,7 +159,8 @@ def build(sample=None):
                                            title="Images per class: every class equally represented"),
                 show_label=False, format="png")
         with gr.Column():
-            gr.Dataframe(statistics_table(sample), interactive=False, label="Per-channel statistics of the training pixels")
+            gr.Dataframe(statistics_table(sample), interactive=False,
+                         label="Per-channel statistics of the training pixels")
             gr.Markdown("The model's first layer subtracts each channel's mean and divides by its standard deviation, "
                         "so it takes raw 0-255 pixels and no caller can forget to normalise.")
 
@@ -204,6 +207,7 @@ def build(sample=None):
     class_name.input(show_class, inputs=class_name, outputs=page_outputs, api_visibility="private")
     previous_page.click(turn(-1), inputs=[class_name, page], outputs=page_outputs, api_visibility="private")
     next_page.click(turn(+1), inputs=[class_name, page], outputs=page_outputs, api_visibility="private")
-    gallery.select(pick, inputs=shown, outputs=[chosen, seed, original, preview, preview_caption], api_visibility="private")
+    gallery.select(pick, inputs=shown, outputs=[chosen, seed, original, preview, preview_caption],
+                   api_visibility="private")
     new_draw.click(redraw, inputs=[chosen, seed], outputs=[seed, original, preview, preview_caption],
                    api_visibility="private", show_progress="hidden")

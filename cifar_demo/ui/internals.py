@@ -83,7 +83,8 @@ class FormNumber(gr.Number):
         try:
             return super().preprocess(payload)
         except (TypeError, ValueError, OverflowError):  # OverflowError: infinity, which JSON allows
-            raise gr.Error(f"{self.label} must be a finite number, got {payload!r}", title="Cannot start this run") from None
+            raise gr.Error(f"{self.label} must be a finite number, got {payload!r}",
+                           title="Cannot start this run") from None
 
 
 def release_after(demo, session_hash, seconds):

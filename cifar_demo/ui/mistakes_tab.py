@@ -210,7 +210,8 @@ def build(predictor, trained_model, predictions=None):
     def source_for(choice, model):
         if choice == TRAINED:
             if model is None:
-                raise gr.Error("Train a model in the Train tab and press “Use this model” first.", title="No trained model")
+                raise gr.Error("Train a model in the Train tab and press “Use this model” first.",
+                               title="No trained model")
             try:
                 return trained_source(model)
             except ValueError as error:
@@ -233,9 +234,9 @@ def build(predictor, trained_model, predictions=None):
         true_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="True class")
         predicted_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="Predicted class")
         order = gr.Radio(list(ORDERS), value=first_order, label="Sort")
-    gallery = gr.Gallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False, elem_id="mistakes-gallery",
-                         elem_classes=["pixelated"], label="Misclassified test images: true → predicted (confidence)",
-                         buttons=[])
+    gallery = gr.Gallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
+                         elem_id="mistakes-gallery", elem_classes=["pixelated"],
+                         label="Misclassified test images: true → predicted (confidence)", buttons=[])
     with gr.Row():
         previous_page = gr.Button("← Previous", size="sm", scale=0)
         page_line = gr.Markdown(first_line, elem_id="mistakes-page")
@@ -323,14 +324,17 @@ def build(predictor, trained_model, predictions=None):
 
     opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
     model_views = [summary, per_class, per_class_chart, confusion, grid, *page_outputs, *opened_views]
-    choice.input(switch_model, inputs=[*filters, trained_model], outputs=[choice, *model_views], api_visibility="private")
+    choice.input(switch_model, inputs=[*filters, trained_model], outputs=[choice, *model_views],
+                 api_visibility="private")
     trained_model.change(follow_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private")
     for control in (true_class, predicted_class, order):
         control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
     confusion.select(pick_cell, inputs=[choice, order, trained_model],
                      outputs=[true_class, predicted_class, *page_outputs], api_visibility="private")
-    previous_page.click(turn(-1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
-    next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs, api_visibility="private")
+    previous_page.click(turn(-1), inputs=[*filters, trained_model, page], outputs=page_outputs,
+                        api_visibility="private")
+    next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs,
+                    api_visibility="private")
     gallery.select(open_image, inputs=[choice, trained_model, shown, opened_class, opened_opacity],
                    outputs=opened_views, api_visibility="private")
     for trigger in (opened_class.change, opened_opacity.release):

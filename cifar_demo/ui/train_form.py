@@ -32,7 +32,8 @@ LIMITS = {
 }
 WHOLE_NUMBERS = ("epochs", "train_size", "batch_size", "seed")
 # The settings' TrainConfig fields, in the form's (and config_from_form's) order.
-SETTING_NAMES = ("epochs", "train_size", "batch_size", "learning_rate", "width_mult", "augment", "label_smoothing", "seed")
+SETTING_NAMES = ("epochs", "train_size", "batch_size", "learning_rate", "width_mult", "augment", "label_smoothing",
+                 "seed")
 CUSTOM_VAL_SIZE = 1000          # images a Custom run holds out for validation
 
 
