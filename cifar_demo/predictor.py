@@ -6,6 +6,7 @@ passes for the backend that runs.
 
 import json
 import threading
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -124,7 +125,7 @@ class Predictor:
     def label(self, pixels, tta=False):
         """{class name: probability} for one uint8 (32, 32, 3) model input."""
         probabilities = self.predict_proba(pixels[None], tta=tta)[0]
-        return {name: float(p) for name, p in zip(CLASSES, probabilities)}
+        return {name: float(p) for name, p in zip(CLASSES, probabilities, strict=True)}
 
     def classify(self, image, tta=False):
         """A PIL image, an array of any size or a file path -> {class name: probability}.
@@ -201,7 +202,8 @@ class Predictor:
         (pass a larger `side` to draw it over an enlarged input in one interpolation)."""
         pixels = np.asarray(pixels)
         if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
-            raise ValueError(f"explain_pixels takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+            raise ValueError(
+                f"explain_pixels takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
         if class_index is not None and (isinstance(class_index, (bool, str)) or int(class_index) != class_index
                                         or not 0 <= class_index < len(CLASSES)):
             raise ValueError(f"class_index must be an integer in 0..{len(CLASSES) - 1}, got {class_index!r}")
@@ -223,7 +225,7 @@ class Predictor:
         except ValueError:
             raise ValueError(f"the model has no layer {self.explain_layer!r} to explain") from None
         if self.explain_layer != EXPLAIN_LAYER:
-            return lambda images, class_indices: gradcam_by_autodiff(self.model, self.explain_layer, images, class_indices)
+            return partial(gradcam_by_autodiff, self.model, self.explain_layer)
         cam_model = keras.Model(self.model.input, [layer.output, self.model.get_layer(LOGITS_LAYER).output])
         kernel = self.model.get_layer(LOGITS_LAYER).kernel
 

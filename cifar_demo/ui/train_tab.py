@@ -75,9 +75,9 @@ class RunView:
         if event is None:
             return progress_html(0, f"Starting the run (building the model){where}...")
         last_epoch = self.history["epochs"][-1] if self.history["epochs"] else None
-        validation = (
-            f" · validation accuracy {last_epoch['val_accuracy']:.1%} after epoch {last_epoch['epoch']}" if last_epoch else ""
-        )
+        validation = ""
+        if last_epoch:
+            validation = f" · validation accuracy {last_epoch['val_accuracy']:.1%} after epoch {last_epoch['epoch']}"
         return progress_html(
             event.step / event.total_steps,
             f"Epoch {event.epoch}/{self.config.epochs} · step {event.step}/{event.total_steps} · "
@@ -146,7 +146,9 @@ def build(trained_model, tab):
             raise gr.Error(str(error), title="Cannot start this run") from None
         hidden = {use_button: gr.update(visible=False), downloads: gr.update(visible=False, value=None),
                   confusion: gr.update(visible=False), grid: gr.update(visible=False), results: ""}
-        loading = "Downloading CIFAR-10 (about 170 MB, only once)..." if data.needs_download() else "Loading CIFAR-10..."
+        loading = "Loading CIFAR-10..."
+        if data.needs_download():
+            loading = "Downloading CIFAR-10 (about 170 MB, only once)..."
         yield {status: progress_html(0, loading), curves: None, **hidden}
         try:
             dataset = data.load_cifar10_cached()
@@ -175,7 +177,8 @@ def build(trained_model, tab):
                     yield finish(event, view)
                     return
                 if isinstance(event, EvaluationProgress):
-                    yield {status: progress_html(event.done / event.total, f"Testing on the official test set: {event.done:,}/{event.total:,} images...")}
+                    testing = f"Testing on the official test set: {event.done:,}/{event.total:,} images..."
+                    yield {status: progress_html(event.done / event.total, testing)}
                     continue
                 if event is not None:
                     view.add(event)
@@ -191,15 +194,16 @@ def build(trained_model, tab):
         report = outcome.report
         dataset = data.load_cifar10_cached()
         x_test, y_test = dataset.x_test[:GRID_IMAGES], dataset.y_test[:GRID_IMAGES]
-        model = TrainedModel(
-            outcome.predictor, f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy", outcome.probabilities
-        )
+        summary = f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy"
+        model = TrainedModel(outcome.predictor, summary, outcome.probabilities)
+        ending = "Stopped; evaluated what it had learned." if outcome.result.stopped else "Done."
         return {
-            status: progress_html(1, "Done." if not outcome.result.stopped else "Stopped; evaluated what it had learned.", "done"),
+            status: progress_html(1, ending, "done"),
             curves: view.curves(),
             results: results_markdown(outcome, view),
             confusion: gr.update(value=plots.confusion_matrix_figure(
-                np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images"), visible=True),
+                np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images"),
+                visible=True),
             grid: gr.update(value=plots.prediction_grid(
                 x_test, y_test, np.argmax(outcome.probabilities[:GRID_IMAGES], axis=1),
                 title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),

@@ -18,7 +18,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from cifar_demo import zerogpu
 from cifar_demo.metrics import summarize
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
-from cifar_demo.training import BatchEnded, TrainResult, Trainer
+from cifar_demo.training import BatchEnded, Trainer, TrainResult
 
 MAX_RUN_SECONDS = 30 * 60   # a run is stopped (keeping what it learned) after this long
 TEST_CHUNK = 1000           # test images per progress update
@@ -189,7 +188,7 @@ class ActiveRun:
     def __init__(self, config, data, owner, on_done, max_seconds):
         self.config = config
         self.owner = owner
-        self.latest: Optional[BatchEnded] = None
+        self.latest: BatchEnded | None = None
         self.abandoned = False      # nobody is watching: the run stopped, no evaluation
         self._data = data
         self._on_done = on_done
