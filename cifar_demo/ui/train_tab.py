@@ -201,9 +201,8 @@ def build(trained_model, tab):
             status: progress_html(1, ending, "done"),
             curves: view.curves(),
             results: results_markdown(outcome, view),
-            confusion: gr.update(value=plots.confusion_matrix_figure(
-                np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images"),
-                visible=True),
+            confusion: gr.update(visible=True, value=plots.confusion_matrix_figure(
+                np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images")),
             grid: gr.update(value=plots.prediction_grid(
                 x_test, y_test, np.argmax(outcome.probabilities[:GRID_IMAGES], axis=1),
                 title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),
