@@ -202,7 +202,8 @@ def build(trained_model, tab):
             curves: view.curves(),
             results: results_markdown(outcome, view),
             confusion: gr.update(visible=True, value=plots.confusion_matrix_figure(
-                np.asarray(report["confusion_matrix"]), title=f"Confusion matrix on the {report['images']:,} test images")),
+                np.asarray(report["confusion_matrix"]),
+                title=f"Confusion matrix on the {report['images']:,} test images")),
             grid: gr.update(value=plots.prediction_grid(
                 x_test, y_test, np.argmax(outcome.probabilities[:GRID_IMAGES], axis=1),
                 title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),
