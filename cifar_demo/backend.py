@@ -42,7 +42,7 @@ def compile_inference(model, function):
         variables = model.variables
 
         def stateless(values, *arrays):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
                 return function(*arrays)
 
         compiled = jax.jit(stateless)
@@ -62,15 +62,14 @@ class _TracedTorchFunction:
     branch: each call passes their current values, so new weights need no retracing, and
     runs the graph under inference_mode. That skips the Python Keras spends per layer
     call (build checks, autocast and name scopes, NHWC <-> NCHW bookkeeping), and drops
-    the redundant layout copy before each convolution (_drop_layout_copies). Measured
-    (bench/torch_inference.py, section torch_inference): one image 2.3x faster than the
-    layers called eagerly, batches of 256 1.2x; a trace costs ~0.3-1 s per new shape.
-    torch.compile of the Keras function breaks its graph at every layer (no faster than
-    eager, 40+ s to compile); inductor over this traced graph is 2x faster again, but
-    compiles 10-20 s per batch shape (a minute with a cold cache), too long for the app's
-    start-up and for a Predictor per training run. Eager is the fallback for a function
-    the tracer cannot follow (a Python branch on a tensor's value) and beyond MAX_SHAPES
-    shapes.
+    the redundant layout copy before each convolution (_drop_layout_copies). The options
+    were measured side by side by bench/torch_inference.py (bench/RESULTS.md, section
+    torch_inference): this one is the fastest that traces in about a second per new shape.
+    torch.compile of the Keras function breaks its graph at every layer and was no faster
+    than eager; inductor over this traced graph was faster again but compiles for tens of
+    seconds per batch shape, too long for the app's start-up and for a Predictor per
+    training run. Eager is the fallback for a function the tracer cannot follow (a Python
+    branch on a tensor's value) and beyond MAX_SHAPES shapes.
     """
 
     MAX_SHAPES = 16
