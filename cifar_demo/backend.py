@@ -16,16 +16,16 @@ BACKEND = keras.backend.backend()
 DEVICES = ("auto", "cpu", "gpu")
 
 
-def compile_inference(model, function):
+def compile_inference(variables, function):
     """`function(*tensors)` -> tensor or tuple of tensors, written in keras.ops over layers
-    of `model`, compiled once for this backend. Returns a callable that takes NumPy arrays
-    and returns NumPy arrays, always reading the model's current weights (a training run
-    validates through it every epoch).
+    and `variables` (every Keras variable it reads), compiled once for this backend.
+    Returns a callable that takes NumPy arrays and returns NumPy arrays, always reading the
+    variables' current values.
 
     tensorflow: tf.function (retraced only for a new rank or dtype); jax: jax.jit over the
-    model's variables passed as arguments, so new weights need no recompilation (one
-    compilation per batch shape); torch: traced once per input shape into an aten graph
-    over the variables (_TracedTorchFunction), run under inference_mode.
+    variables passed as arguments, so new values need no recompilation (one compilation
+    per batch shape); torch: traced once per input shape into an aten graph over the
+    variables (_TracedTorchFunction), run under inference_mode.
     """
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -39,7 +39,7 @@ def compile_inference(model, function):
     if BACKEND == "jax":
         import jax
 
-        variables = model.variables
+        variables = list(variables)
 
         def stateless(values, *arrays):
             with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
@@ -52,7 +52,7 @@ def compile_inference(model, function):
 
         return call
     if BACKEND == "torch":
-        return _TracedTorchFunction(model, function)
+        return _TracedTorchFunction(variables, function)
     raise ValueError(f"unsupported Keras backend {BACKEND!r}")
 
 
@@ -74,9 +74,9 @@ class _TracedTorchFunction:
 
     MAX_SHAPES = 16
 
-    def __init__(self, model, function):
+    def __init__(self, variables, function):
         self._function = function
-        self._variables = list(model.variables)
+        self._variables = list(variables)
         self._graphs = {}  # (shape, dtype) of each input -> traced graph, or None: run eagerly
         self._lock = threading.Lock()  # the app's worker threads share one Predictor
 

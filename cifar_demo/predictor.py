@@ -36,6 +36,8 @@ class Predictor:
 
     The temperature (fitted on held-out images, see cifar_demo.evaluate.calibrate) is
     fixed at construction and applied inside the compiled pass: softmax(logits / T).
+    BatchNorm is folded into the convolutions (FoldedNetwork) when the Predictor is made;
+    after the model's weights change, `refresh_weights()` makes it answer with the new ones.
     """
 
     def __init__(self, model, temperature=1.0, explain_layer=EXPLAIN_LAYER):
@@ -44,19 +46,23 @@ class Predictor:
         self.model = model
         self._temperature = float(temperature)
         self.explain_layer = explain_layer
-        logits_model = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output)
+        self._network = FoldedNetwork(model)
 
         def forward(images):
-            logits = keras.ops.cast(logits_model(images, training=False), "float32")
+            logits = keras.ops.cast(self._network.outputs(images)[LOGITS_LAYER], "float32")
             return logits, keras.ops.softmax(logits / self._temperature, axis=-1)
 
-        self._forward = compile_inference(model, forward)
+        self._forward = compile_inference(self._network.variables, forward)
         # Built on first use: training evaluates through a Predictor every epoch and never
         # needs them. The app's worker threads share one Predictor, so each is built once,
         # under this lock.
         self._features_function = None
         self._explain_function = None
         self._build_lock = threading.Lock()
+
+    def refresh_weights(self):
+        """Re-reads the model's weights (the training engine calls it before each validation)."""
+        self._network.refold()
 
     @property
     def temperature(self):
@@ -153,21 +159,16 @@ class Predictor:
         return NetworkOutputs(*(np.concatenate([batch[i] for batch in batches]).astype(np.float32) for i in range(3)))
 
     def _build_features(self):
-        model = self.model
-        outputs_model = keras.Model(
-            model.input,
-            [model.get_layer(EARLY_LAYER).output, model.get_layer(FEATURES_LAYER).output,
-             model.get_layer(LOGITS_LAYER).output],
-        )
-
         def outputs(images):
-            early, features, logits = (keras.ops.cast(x, "float32") for x in outputs_model(images, training=False))
+            layers = self._network.outputs(images)
+            early, features, logits = (keras.ops.cast(layers[name], "float32")
+                                       for name in (EARLY_LAYER, FEATURES_LAYER, LOGITS_LAYER))
             early_statistics = keras.ops.concatenate(
                 [keras.ops.mean(early, axis=(1, 2)), keras.ops.std(early, axis=(1, 2))], axis=1
             )
             return logits, features, early_statistics
 
-        return compile_inference(model, outputs)
+        return compile_inference(self._network.variables, outputs)
 
     def _built(self, attribute, build):
         """The lazily built function in `attribute`, built once under the lock."""
@@ -221,12 +222,11 @@ class Predictor:
         """At the layer global pooling reads, Grad-CAM is CAM: compiled, no gradient. At any
         other layer, Grad-CAM through the backend's autodiff (gradcam_by_autodiff)."""
         try:
-            layer = self.model.get_layer(self.explain_layer)
+            self.model.get_layer(self.explain_layer)
         except ValueError:
             raise ValueError(f"the model has no layer {self.explain_layer!r} to explain") from None
         if self.explain_layer != EXPLAIN_LAYER:
             return partial(gradcam_by_autodiff, self.model, self.explain_layer)
-        cam_model = keras.Model(self.model.input, [layer.output, self.model.get_layer(LOGITS_LAYER).output])
         kernel = self.model.get_layer(LOGITS_LAYER).kernel
 
         def class_activation_map(images, class_indices):
@@ -235,13 +235,88 @@ class Predictor:
             activations, so each channel's gradient is its kernel weight / positions at
             every position. The score is the pre-softmax logit: the softmax's gradient
             vanishes for confident classes and mixes in the others."""
-            activations, logits = cam_model(images, training=False)
+            layers = self._network.outputs(images)
+            activations, logits = layers[EXPLAIN_LAYER], layers[LOGITS_LAYER]
             chosen = _chosen_classes(logits, class_indices)
             weights = keras.ops.take(keras.ops.transpose(keras.ops.cast(kernel, "float32")), chosen, axis=0)
             weighted = keras.ops.einsum("nhwc,nc->nhw", keras.ops.cast(activations, "float32"), weights)
             return keras.ops.relu(weighted)
 
-        return compile_inference(self.model, class_activation_map)
+        return compile_inference(self._network.variables, class_activation_map)
+
+
+class FoldedNetwork:
+    """The model's chain of layers for inference, each Conv2D followed by BatchNormalization
+    computed as one convolution. Inference-mode BatchNorm is a per-channel affine map,
+    which folds into the convolution's kernel and bias: kernel * s and
+    (bias - mean) * s + beta, with s = gamma / sqrt(variance + epsilon). One operation
+    instead of two per convolution, which the backends' CPU kernels fuse with the ReLU
+    after it (bench/RESULTS.md, section backends). The folded kernels live in variables of
+    their own, in each convolution's compute dtype, set by `refold()` from the model's
+    weights: at construction, and again whenever those weights change."""
+
+    def __init__(self, model):
+        self.model = model
+        self.layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        for previous, layer in zip(self.layers, self.layers[1:], strict=False):
+            if layer.input is not previous.output:
+                raise ValueError(f"Predictor needs a chain of layers (as build_model makes); {layer.name!r} "
+                                 f"does not read the output of {previous.name!r}")
+        self.folded = {}  # convolution name -> (its BatchNormalization, kernel variable, bias variable)
+        for convolution, batch_norm in zip(self.layers, self.layers[1:], strict=False):
+            if isinstance(convolution, keras.layers.Conv2D) and isinstance(batch_norm, keras.layers.BatchNormalization):
+                dtype = convolution.compute_dtype
+                kernel = keras.Variable(np.zeros(convolution.kernel.shape, np.float32), dtype=dtype, trainable=False,
+                                        name=f"{convolution.name}_folded_kernel")
+                bias = keras.Variable(np.zeros(convolution.filters, np.float32), dtype=dtype, trainable=False,
+                                      name=f"{convolution.name}_folded_bias")
+                self.folded[convolution.name] = (batch_norm, kernel, bias)
+        self.refold()
+
+    @property
+    def variables(self):
+        """Every variable `outputs` reads: the model's and the folded ones."""
+        return [*self.model.variables, *(v for _, kernel, bias in self.folded.values() for v in (kernel, bias))]
+
+    def refold(self):
+        """Recomputes the folded kernels and biases from the model's current weights."""
+        for name, (batch_norm, kernel, bias) in self.folded.items():
+            convolution = self.model.get_layer(name)
+
+            def value(variable):
+                return keras.ops.convert_to_numpy(variable).astype(np.float32)
+
+            scale = 1.0 / np.sqrt(value(batch_norm.moving_variance) + batch_norm.epsilon)
+            if batch_norm.scale:
+                scale *= value(batch_norm.gamma)
+            shift = -value(batch_norm.moving_mean)
+            if convolution.use_bias:
+                shift += value(convolution.bias)
+            shift *= scale
+            if batch_norm.center:
+                shift += value(batch_norm.beta)
+            kernel.assign(value(convolution.kernel) * scale)
+            bias.assign(shift)
+
+    def outputs(self, images):
+        """{layer name: output} in inference mode, computed once through the chain; a
+        BatchNormalization layer's entry is its folded convolution's output."""
+        outputs, x, skip = {}, images, False
+        for layer in self.layers:
+            if skip:
+                skip = False
+                continue
+            if layer.name in self.folded:
+                batch_norm, kernel, bias = self.folded[layer.name]
+                x = keras.ops.conv(keras.ops.cast(x, layer.compute_dtype), kernel, strides=layer.strides,
+                                   padding=layer.padding, data_format=layer.data_format,
+                                   dilation_rate=layer.dilation_rate) + bias
+                outputs[batch_norm.name] = x
+                skip = True
+                continue
+            x = layer(x)
+            outputs[layer.name] = x
+        return outputs
 
 
 def gradcam_by_autodiff(model, layer_name, images, class_indices):

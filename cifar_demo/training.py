@@ -381,6 +381,7 @@ class Trainer:
                 self._emit(BatchEnded(epoch + 1, step, total_steps, loss, accuracy, learning_rate, rate, elapsed, eta))
             if self._stop.is_set() and seen < len(order):
                 break
+            predictor.refresh_weights()  # this epoch's weights, BatchNorm folded anew
             val_probabilities = predictor.predict_proba(x_val)
             val_loss = negative_log_likelihood(val_probabilities, y_val)
             val_accuracy = float(np.mean(np.argmax(val_probabilities, axis=1) == y_val))

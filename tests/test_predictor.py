@@ -153,3 +153,62 @@ def test_shipped_weights_give_the_probabilities_of_the_fused_softmax_architectur
     expected = keras.ops.convert_to_numpy(old(images.astype("float32"), training=False))
     plain = Predictor(Predictor.load().model)  # temperature 1: the network's own probabilities
     np.testing.assert_allclose(plain.predict_proba(images), expected, atol=1e-5)
+
+
+def with_random_batch_norm_statistics(model, seed):
+    """BatchNorm statistics and affine parameters off their defaults (mean 0, variance 1,
+    gamma 1, beta 0), so that folding them into the convolutions has something to get wrong."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0, 0.5, shape))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            layer.beta.assign(rng.normal(0, 0.3, shape))
+    return model
+
+
+def test_folded_batch_norm_gives_every_stage_of_the_keras_model():
+    model = with_random_batch_norm_statistics(build_model(scaled_widths(TINY_WIDTH_MULT)), seed=9)
+    predictor = Predictor(model)
+    images = np.random.default_rng(10).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    names = ["stage1_conv1_bn", "stage1_conv3_relu", "stage2_pool", "stage3_conv3_relu", "global_pool", "logits"]
+    sub_model = keras.Model(model.input, [model.get_layer(name).output for name in names])
+    expected = [keras.ops.convert_to_numpy(x) for x in sub_model(images.astype("float32"), training=False)]
+    folded = predictor._network.outputs(keras.ops.convert_to_tensor(images.astype("float32")))
+    for name, value in zip(names, expected, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(folded[name]), value, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_answers_follow_new_weights_after_refresh_weights():
+    model = build_model(scaled_widths(TINY_WIDTH_MULT))
+    predictor = Predictor(model)
+    images = np.random.default_rng(11).integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    before = predictor.predict_proba(images)
+    with_random_batch_norm_statistics(model, seed=12)  # what a training epoch changes, among others
+    np.testing.assert_array_equal(predictor.predict_proba(images), before)  # folded when it was made
+    predictor.refresh_weights()
+    expected = keras.ops.convert_to_numpy(model(images.astype("float32"), training=False))
+    np.testing.assert_allclose(predictor.predict_proba(images), expected, atol=1e-5)
+    assert np.abs(expected - before).max() > 0.01
+
+
+def test_a_bfloat16_model_folds_too():
+    bfloat16 = build_model(scaled_widths(TINY_WIDTH_MULT), precision="mixed_bfloat16")
+    model = with_random_batch_norm_statistics(bfloat16, seed=14)
+    images = np.random.default_rng(15).integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    expected = keras.ops.convert_to_numpy(model(images.astype("float32"), training=False))
+    # bf16 keeps 8 bits of mantissa: folding rounds differently from BatchNorm after the convolution
+    np.testing.assert_allclose(Predictor(model).predict_proba(images), expected, atol=0.03)
+
+
+def test_a_model_that_is_not_a_chain_is_refused():
+    inputs = keras.Input((32, 32, 3))
+    branch = keras.layers.Conv2D(4, 3, padding="same", name="left")(inputs)
+    other = keras.layers.Conv2D(4, 3, padding="same", name="right")(inputs)
+    merged = keras.layers.Add()([branch, other])
+    pooled = keras.layers.GlobalAveragePooling2D()(merged)
+    outputs = keras.layers.Activation("softmax")(keras.layers.Dense(10, name="logits")(pooled))
+    with pytest.raises(ValueError, match="chain of layers"):
+        Predictor(keras.Model(inputs, outputs))

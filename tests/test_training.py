@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cifar_demo import training
+from cifar_demo.data import split_training_set
 from cifar_demo.training import (
     BatchEnded,
     EpochEnded,
@@ -36,6 +37,12 @@ def test_loss_goes_down_on_a_learnable_toy_set(toy_data):
     # 0.99) to settle, so validation, which uses them, lags behind on this toy run.
     assert epochs[-1].accuracy > 0.5  # 10 classes: chance is 0.1
     assert result.steps == 6 * 6 and not result.stopped
+    # The last validation used the weights the run ended with, not those of the first epoch.
+    config = tiny_config(epochs=6, augment=False)
+    _, val_indices = split_training_set(len(toy_data.x_train), config.val_size, config.train_size, config.seed)
+    x_val, y_val = toy_data.x_train[val_indices], toy_data.y_train[val_indices]
+    final = keras.ops.convert_to_numpy(result.model(x_val.astype("float32"), training=False))
+    assert epochs[-1].val_accuracy == pytest.approx(np.mean(final.argmax(axis=1) == y_val))
 
 
 def test_events_are_emitted_in_order(toy_data):
