@@ -89,6 +89,10 @@ def main(argv=None):
     parser.add_argument("--fit-temperature", action="store_true",
                         help="first fit the calibration temperature on the run's held-out training images and "
                         "write it beside the weights (<name>.calibration.json)")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                        help="the network's compute precision: mixed_bfloat16 scores several times faster on CPUs "
+                        "with AMX and on GPUs (bench/RESULTS.md), with answers a little off float32's; the "
+                        "figures of record are float32's (default: float32)")
     parser.add_argument("--write-predictions", nargs="?", const="", default=None, metavar="NPZ",
                         help="also write the test-set probabilities and the mistakes' pixels for the Mistakes tab "
                         "(default file, for the shipped weights only: weights/test_predictions.npz)")
@@ -99,9 +103,13 @@ def main(argv=None):
         print("error: --write-predictions needs a file name for weights other than the shipped ones "
               "(weights/test_predictions.npz belongs to the shipped weights)", file=sys.stderr)
         return 2
+    if args.write_predictions is not None and args.precision != "float32":
+        print("error: --write-predictions stores float32 answers (the app serves float32); drop --precision",
+              file=sys.stderr)
+        return 2
     try:
         data = load_cifar10(args.data)
-        predictor = Predictor.load(weights)
+        predictor = Predictor.load(weights, precision=args.precision)
         if args.fit_temperature:
             record = calibrate(predictor, weights, data)
             predictor = Predictor(predictor.model, record["temperature"])

@@ -40,6 +40,13 @@ def test_train_then_evaluate(toy_npz, tmp_path, capsys):
     assert report["images"] == 40
     assert report["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test_accuracy"])
 
+    bfloat16 = ["--weights", str(out / "model.weights.h5"), "--data", str(toy_npz), "--json", "--precision",
+                "mixed_bfloat16"]
+    assert evaluate.main(bfloat16) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 40
+    assert evaluate.main([*bfloat16, "--write-predictions", str(tmp_path / "p.npz")]) == 2
+    assert "stores float32 answers" in capsys.readouterr().err
+
 
 def test_bad_settings_and_missing_data_exit_with_a_message(toy_npz, tmp_path, capsys):
     assert train.main(["--data", str(toy_npz), "--out", str(tmp_path), "--epochs", "0"]) == 2
