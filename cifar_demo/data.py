@@ -1,5 +1,6 @@
 """CIFAR-10 loading: CIFAR10_PATH first (.npz or cifar-10-batches-py), then Keras' cache/download."""
 
+import argparse
 import os
 import pickle
 import sys
@@ -8,13 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from cifar_demo import CLASSES
 from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.keras_internals import keras_has_cifar10, keras_load_cifar10
 
 ENV_VAR = "CIFAR10_PATH"
 SAMPLE_PER_CLASS = 10       # images per class in a sample: the blog's 10x10 grid
-NUM_CLASSES = 10
+NUM_CLASSES = len(CLASSES)
 BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH_FILE = "test_batch"
 
@@ -238,10 +241,6 @@ def make_sample(data, seed=0, per_class=SAMPLE_PER_CLASS):
 def write_examples(data, out_dir, per_class=1):
     """Saves the first `per_class` official test images of each class as PNGs named
     `<test index>_<class>.png`: the only part of the dataset the repository ships."""
-    from PIL import Image
-
-    from cifar_demo import CLASSES
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -254,8 +253,6 @@ def write_examples(data, out_dir, per_class=1):
 
 
 def main(argv=None):
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="python -m cifar_demo.data",
         description="Check the CIFAR-10 copy and write the app's example images and training sample.",

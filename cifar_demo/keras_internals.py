@@ -24,7 +24,9 @@ def keras_has_cifar10():
 
 def keras_load_cifar10():
     """keras.datasets.cifar10.load_data(): the cache, else a download (documented API;
-    here so that everything this project asks of Keras' dataset cache sits together)."""
+    here so that everything this project asks of Keras' dataset cache sits together).
+    Keras is imported here, not above: loading data from CIFAR10_PATH needs no Keras, and
+    `import cifar_demo.data` stays light."""
     import keras
 
     return keras.datasets.cifar10.load_data()
