@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cifar_demo import zerogpu
 from cifar_demo.backend import data_parallel, describe, device_scope, resolve_device
 from cifar_demo.data import split_training_set
 from cifar_demo.metrics import negative_log_likelihood
@@ -163,14 +164,16 @@ def preset(name, **changes):
         base = PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-    return dataclasses.replace(base, precision=fastest_precision(), **changes)
+    device = "gpu" if zerogpu.ENABLED else resolve_device("auto")  # ZeroGPU trains on its GPU lease
+    return dataclasses.replace(base, precision=fastest_precision(device), **changes)
 
 
-# Sized on this project's 2-core CPU machines (bench/quick_preset.py measures Quick).
+# Sized on this project's 2-core CPU machines: Quick a couple of minutes with its test-set
+# evaluation and at least 55% test accuracy, Standard (100,000 full-width images) about ten
+# minutes at the engine's bf16 throughput there. `python -m bench.quick_preset [--preset
+# Standard]` measures both (bench/RESULTS.md); on a GPU they take seconds.
 PRESETS = {
-    # about 2 minutes including the test-set evaluation; at least 55% test accuracy
     "Quick": TrainConfig(epochs=3, train_size=16000, val_size=1000, width_mult=0.25, batch_size=128, augment=False),
-    # about 10 minutes: 100,000 full-width images at the engine's ~165 images/s in bf16 here
     "Standard": TrainConfig(epochs=4, train_size=25000, val_size=2000, width_mult=1.0, batch_size=128),
 }
 
