@@ -102,13 +102,28 @@ def test_the_shipped_weights_answer_the_same_on_every_backend(backend, these_ans
     assert len(probabilities) == min(AGREEMENT_IMAGES, len(probabilities)) and probabilities.shape[1] == len(CLASSES)
 
 
+@pytest.fixture(scope="module")
+def reruns():
+    """The unit and API tests under every other installed backend, started together (each
+    is mostly one busy thread: on two cores they take about as long as the slower one)."""
+    started = {}
+    for backend in OTHER_BACKENDS:
+        if installed(backend):
+            environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
+            started[backend] = subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not browser", *RERUN],
+                cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield started
+    for process in started.values():
+        process.kill()
+
+
 @pytest.mark.skipif(THIS_BACKEND != "tensorflow", reason="the default backend's run starts the others")
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_unit_and_api_tests_pass_under(backend):
-    if not installed(backend):
+def test_unit_and_api_tests_pass_under(backend, reruns):
+    if backend not in reruns:
         pytest.skip(f"{backend} is not installed ({BACKENDS[backend][1]})")
-    result = run_under(backend, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not browser", *RERUN,
-                       timeout=1200)
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    assert result.returncode == 0, f"under KERAS_BACKEND={backend}: {summary}\n{result.stdout[-6000:]}"
+    output, _ = reruns[backend].communicate(timeout=1500)
+    summary = output.strip().splitlines()[-1] if output.strip() else ""
+    assert reruns[backend].returncode == 0, f"under KERAS_BACKEND={backend}: {summary}\n{output[-6000:]}"
     assert " passed" in summary, summary

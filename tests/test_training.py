@@ -89,8 +89,6 @@ def test_train_on_batch_reports_that_batch_s_loss_not_a_running_mean():
     because Keras (3.15) resets the metrics inside each train_on_batch call. This pins it:
     the second call's loss must be the loss of the second batch under the weights the
     first step left, not the mean over both calls."""
-    import keras
-
     config = tiny_config(precision="float32")
     model = training.build_training_model(config, total_steps=10)
     rng = np.random.default_rng(0)
@@ -99,7 +97,7 @@ def test_train_on_batch_reports_that_batch_s_loss_not_a_running_mean():
     first = float(model.train_on_batch(images[0], targets[0], return_dict=True)["loss"])
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     # BatchNorm in training mode normalises with the batch's own statistics, as the step does.
-    expected = float(loss(targets[1], model(images[1], training=True)))
+    expected = float(keras.ops.convert_to_numpy(loss(targets[1], model(images[1], training=True))))
     second = float(model.train_on_batch(images[1], targets[1], return_dict=True)["loss"])
     assert abs(first - expected) > 1e-3  # a running mean would differ from `expected`
     assert second == pytest.approx(expected, rel=1e-5)
