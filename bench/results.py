@@ -40,15 +40,11 @@ def cpu_description():
 
 
 def backend_description():
-    import keras
+    """Keras, its backend and the device training would use, e.g. "Keras 3.15.1 on
+    TensorFlow 2.21.0, CPU" (importing cifar_demo first keeps TensorFlow's start-up quiet)."""
+    from cifar_demo.backend import describe, resolve_device
 
-    backend = keras.backend.backend()
-    versions = f"Keras {keras.__version__}, backend {backend}"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        versions += f" {tf.__version__}"
-    return versions
+    return describe(resolve_device("auto"))
 
 
 def invoked_command():
