@@ -137,6 +137,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.locator("#start-training").click()
     status = page.locator("#run-status")
     status.get_by_text("Epoch 1/30").wait_for()
+    assert "Keras" in status.inner_text() and "CPU" in status.inner_text()  # which backend and device train
     curves = page.locator("#training-curves img")
     curves.wait_for()
     first = curves.get_attribute("src")
