@@ -25,6 +25,7 @@ from bench.results import record
 from bench.timing import percentiles, time_calls
 from cifar_demo import CLASSES, Predictor
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
+from cifar_demo.data import load_cifar10
 from cifar_demo.predictions import PredictionSet
 
 CANDIDATE_LAYERS = ("stage3_conv3_relu", "stage3_conv1_relu", "stage2_conv3_relu", "stage2_conv1_relu")
@@ -34,7 +35,6 @@ GREY = 128
 
 def test_images():
     """(images, labels) of the official test set, or the shipped subset without it."""
-    from cifar_demo.data import load_cifar10
 
     try:
         data = load_cifar10()
@@ -114,7 +114,7 @@ def main():
     figures = {}
     for name, call in cases.items():
         for _ in range(3):
-            call()  # traces the tf.functions and warms caches
+            call()  # compiles the backend's functions and warms caches
         p50, p90 = percentiles(time_calls(call, args.repeats))
         print(f"  {name:<32}{p50:8.2f}{p90:8.2f}")
         figures[f"{name}, p50"] = (p50, "ms")

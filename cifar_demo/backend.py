@@ -7,6 +7,7 @@ branch for that backend: only the one that runs is installed.
 """
 
 import contextlib
+import logging
 import threading
 
 import keras
@@ -14,6 +15,7 @@ import numpy as np
 
 BACKEND = keras.backend.backend()
 DEVICES = ("auto", "cpu", "gpu")
+LOG = logging.getLogger(__name__)
 
 
 def compile_inference(variables, function):
@@ -111,6 +113,7 @@ class _TracedTorchFunction:
             with torch.no_grad():
                 graph = make_fx(stateless, tracing_mode="fake")([v.value for v in variables], *tensors)
         except Exception:  # data-dependent Python the tracer cannot follow: stay eager
+            LOG.debug("torch inference: tracing failed, running eagerly", exc_info=True)
             return None
         return _drop_layout_copies(graph)
 

@@ -103,9 +103,9 @@ def main(argv=None):
         print("error: --write-predictions needs a file name for weights other than the shipped ones "
               "(weights/test_predictions.npz belongs to the shipped weights)", file=sys.stderr)
         return 2
-    if args.write_predictions is not None and args.precision != "float32":
-        print("error: --write-predictions stores float32 answers (the app serves float32); drop --precision",
-              file=sys.stderr)
+    if args.precision != "float32" and (args.write_predictions is not None or args.fit_temperature):
+        print("error: --write-predictions and --fit-temperature write what the app uses, which serves float32 "
+              "answers; drop --precision", file=sys.stderr)
         return 2
     try:
         data = load_cifar10(args.data)

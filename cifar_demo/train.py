@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 
 from cifar_demo import training
-from cifar_demo.backend import DEVICES
+from cifar_demo.backend import DEVICES, device_scope
 from cifar_demo.data import load_cifar10
 from cifar_demo.evaluate import calibrate, evaluate_predictor
 from cifar_demo.predictor import Predictor
@@ -112,13 +112,15 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     weights = save_final_weights(result, out)
-    predictor = Predictor(result.model)
-    if config.val_size > 0:  # held-out images exist: fit the calibration temperature on them
-        calibration = calibrate(predictor, weights, data)
-        predictor = Predictor(result.model, calibration["temperature"])
-        print(f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}",
-              flush=True)
-    report = evaluate_predictor(predictor, data.x_test, data.y_test)
+    # The saved weights in float32, as the app serves them, on the device the run used.
+    with device_scope(trainer.device):
+        predictor = Predictor.load(weights)
+        if config.val_size > 0:  # held-out images exist: fit the calibration temperature on them
+            calibration = calibrate(predictor, weights, data)
+            predictor = Predictor(predictor.model, calibration["temperature"])
+            print(f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}",
+                  flush=True)
+        report = evaluate_predictor(predictor, data.x_test, data.y_test)
     metrics = {
         "test_accuracy": report["accuracy"],
         "per_class_accuracy": report["per_class_accuracy"],

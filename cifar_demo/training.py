@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from cifar_demo import zerogpu
+from cifar_demo.artifacts import config_path_for
 from cifar_demo.backend import data_parallel, describe, device_scope, resolve_device
 from cifar_demo.data import split_training_set
 from cifar_demo.metrics import negative_log_likelihood
@@ -32,7 +33,7 @@ IMAGE_SHAPE = (32, 32, 3)
 CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 CHECKPOINT_STATE = "checkpoint.json"
 FINAL_WEIGHTS = "model.weights.h5"
-CONFIG_FILE = "model.config.json"
+CONFIG_FILE = config_path_for(FINAL_WEIGHTS).name  # model.config.json, where Predictor.load looks
 HISTORY_FILE = "history.json"
 
 
@@ -145,9 +146,10 @@ def describe_value(setting_field, value):
 
 def fastest_precision(device="cpu"):
     """The precision that trains fastest on `device`: "mixed_bfloat16" on a GPU (bf16
-    tensor cores, as on ZeroGPU's H200s) and on CPUs with AMX bf16 tiles (about 2x
-    float32 here, bench/RESULTS.md); "float32" on other CPUs, where bf16 is emulated or
-    runs on AVX512_BF16 alone, which measured no faster than float32."""
+    tensor cores, as on ZeroGPU's H200s) and on CPUs with AMX bf16 tiles (faster than
+    float32 there: bench.train_throughput and bench.backends in bench/RESULTS.md);
+    "float32" on other CPUs, where bf16 is emulated or runs on AVX512_BF16 alone, which
+    measured no faster than float32."""
     if device == "gpu":
         return "mixed_bfloat16"
     try:

@@ -44,8 +44,9 @@ def test_train_then_evaluate(toy_npz, tmp_path, capsys):
                 "mixed_bfloat16"]
     assert evaluate.main(bfloat16) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 40
-    assert evaluate.main([*bfloat16, "--write-predictions", str(tmp_path / "p.npz")]) == 2
-    assert "stores float32 answers" in capsys.readouterr().err
+    for writes in (["--write-predictions", str(tmp_path / "p.npz")], ["--fit-temperature"]):
+        assert evaluate.main([*bfloat16, *writes]) == 2
+        assert "serves float32 answers" in capsys.readouterr().err
 
 
 def test_bad_settings_and_missing_data_exit_with_a_message(toy_npz, tmp_path, capsys):

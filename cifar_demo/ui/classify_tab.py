@@ -5,12 +5,11 @@ from pathlib import Path
 import gradio as gr
 
 from cifar_demo import CLASSES, images
-from cifar_demo.artifacts import WEIGHTS_DIR
+from cifar_demo.artifacts import EXAMPLES_DIR
 from cifar_demo.ui import explain_views
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
 from cifar_demo.ui.internals import DrawingCanvas, UploadedImage
 
-EXAMPLES_DIR = WEIGHTS_DIR / "examples"
 CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
 BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
 PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb"]

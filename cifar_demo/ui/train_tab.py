@@ -163,10 +163,10 @@ def build(trained_model, tab):
             yield {status: progress_html(0, str(error), "error")}
             return
         view = RunView(config)
-        yield {status: progress_html(0, f"Starting: {describe_config(config)}.")}
         last_refresh = 0.0
         ended = False
-        try:
+        try:  # from here on, a page closed at any yield frees the slot (finally)
+            yield {status: progress_html(0, f"Starting: {describe_config(config)}.")}
             for event in run.events():
                 if isinstance(event, RunFailed):
                     ended = True

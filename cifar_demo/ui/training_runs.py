@@ -11,10 +11,12 @@ ZeroGPU Space it runs in ZeroGPU's forked GPU worker (cifar_demo/zerogpu.py); el
 it runs right here, the same code.
 """
 
+import contextlib
 import logging
 import queue
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar_demo import zerogpu
+from cifar_demo.backend import device_scope
 from cifar_demo.metrics import summarize
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
@@ -42,7 +45,7 @@ class EvaluationProgress:
 @dataclass(frozen=True)
 class RunFinished:
     result: TrainResult
-    predictor: Predictor      # wraps result.model, already compiled
+    predictor: Predictor      # wraps result.model (rebuilt in this process, float32)
     report: dict              # metrics.summarize on the official test set
     probabilities: np.ndarray # float32 (N, 10) on the official test images, official order
     time_limited: bool        # stopped by the time limit rather than by the user
@@ -75,17 +78,32 @@ class RunInProgress(RuntimeError):
 class StopSignal:
     """A stop request that reaches a run in this process or in a forked worker: a file
     named for the run (a threading.Event would not cross a process, and ZeroGPU reuses
-    workers forked before the run began)."""
+    workers forked before the run began), holding why: "stop" (keep and evaluate what was
+    learned) or "abandon" (nobody is watching: no evaluation). The run removes it when it
+    ends; files older than STALE_SECONDS (a stop that came after its run) are pruned."""
+
+    STALE_SECONDS = 3600
 
     def __init__(self):
         STOP_FILES.mkdir(parents=True, exist_ok=True)
         self.path = STOP_FILES / f"{uuid.uuid4().hex}.stop"
+        now = time.time()
+        for old in STOP_FILES.glob("*.stop"):
+            with contextlib.suppress(OSError):  # another run may be pruning the same file
+                if now - old.stat().st_mtime > self.STALE_SECONDS:
+                    old.unlink()
 
-    def set(self):
-        self.path.touch()
+    def set(self, reason="stop"):
+        self.path.write_text(reason)
 
     def is_set(self):
         return self.path.exists()
+
+    def abandoned(self):
+        try:
+            return self.path.read_text() == "abandon"
+        except OSError:
+            return False
 
     def clear(self):
         self.path.unlink(missing_ok=True)
@@ -152,14 +170,24 @@ def training_events(config, data, stop, max_seconds, poll_seconds=0.5):
     finally:
         trainer.stop()  # a no-op after a finished run; ends an abandoned one after its batch
         worker.join()
+        abandoned = stop.abandoned()
+        stop.clear()  # here, where the run is: in a ZeroGPU worker the page's side cannot see it end
     if "error" in outcome:
         yield RunFailed(failure_message(outcome["error"]))
         return
+    if abandoned:
+        yield RunFailed("The run was abandoned.")
+        return
     result = outcome["result"]
-    predictor = Predictor(result.model)
+    # Scored on the device it trained on. Keras' device scope belongs to a thread and this
+    # generator may be resumed by another, so it is entered around each step, never across
+    # a yield.
+    with device_scope(trainer.device):
+        predictor = Predictor(result.model)
     chunks = []
     for start in range(0, len(data.x_test), TEST_CHUNK):
-        chunks.append(predictor.predict_proba(data.x_test[start : start + TEST_CHUNK]))
+        with device_scope(trainer.device):
+            chunks.append(predictor.predict_proba(data.x_test[start : start + TEST_CHUNK]))
         yield EvaluationProgress(min(start + TEST_CHUNK, len(data.x_test)), len(data.x_test))
     probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
     weights = [np.asarray(w, dtype=np.float32) for w in result.model.get_weights()]
@@ -202,13 +230,16 @@ class ActiveRun:
     def abandon(self):
         """Stops the run and skips its test evaluation: the page that started it is gone."""
         self.abandoned = True
-        self._stop.set()
-        if self._stream is not None:
+        try:
+            if self._stream is None:
+                return  # never started: nothing to signal
+            self._stop.set("abandon")
             try:
                 self._stream.close()  # on ZeroGPU this also ends the GPU worker's task
-            except ValueError:  # closed from another thread mid-step: the stop signal ends it
+            except ValueError:  # being iterated by another thread: the stop signal ends it
                 pass
-        self._release()
+        finally:
+            self._on_done(self)
 
     def describe(self):
         """One line on how far the run is, for people waiting their turn."""
@@ -244,12 +275,8 @@ class ActiveRun:
         except Exception as error:  # a GPU lease that failed or ran out, a broken worker
             LOG.exception("training run failed (%s)", self.config)
             final = RunFailed(failure_message(error))
-        self._release()
-        yield final
-
-    def _release(self):
-        self._stop.clear()
         self._on_done(self)
+        yield final
 
 
 class TrainingSlot:
