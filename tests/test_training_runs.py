@@ -15,9 +15,12 @@ from cifar_demo.ui.training_runs import (
     RunFailed,
     RunFinished,
     RunInProgress,
+    StopSignal,
+    TrainedWeights,
     TrainingSlot,
     failure_message,
     format_duration,
+    training_events,
 )
 from tests.conftest import toy_dataset
 
@@ -179,3 +182,23 @@ def test_form_numbers_refuse_what_is_not_a_finite_number_by_name(payload):
     with pytest.raises(gr.Error, match="Epochs must be a finite number"):
         field.preprocess(payload)
     assert field.preprocess(12) == 12
+
+
+@pytest.mark.parametrize("reason", ["stop", "abandon"])
+def test_the_run_reads_why_it_was_stopped_and_removes_its_stop_file(reason):
+    """What a ZeroGPU worker sees: only the signal file. A stop keeps and scores what was
+    learned; an abandon (the page is gone) ends without the test-set evaluation."""
+    data = toy_dataset(train=256, test=20)
+    stop = StopSignal()
+    events = []
+    for event in training_events(dataclasses.replace(TINY, epochs=50), data, stop, 600, poll_seconds=0.05):
+        if isinstance(event, training.BatchEnded) and not stop.is_set():
+            stop.set(reason)
+        if event is not None:
+            events.append(event)
+    scored = any(isinstance(event, EvaluationProgress) for event in events)
+    if reason == "stop":
+        assert isinstance(events[-1], TrainedWeights) and events[-1].stopped and scored
+    else:
+        assert events[-1] == RunFailed("The run was abandoned.") and not scored
+    assert not stop.path.exists()
