@@ -280,12 +280,11 @@ class FoldedNetwork:
 
     def refold(self):
         """Recomputes the folded kernels and biases from the model's current weights."""
+        def value(variable):
+            return keras.ops.convert_to_numpy(variable).astype(np.float32)
+
         for name, (batch_norm, kernel, bias) in self.folded.items():
             convolution = self.model.get_layer(name)
-
-            def value(variable):
-                return keras.ops.convert_to_numpy(variable).astype(np.float32)
-
             scale = 1.0 / np.sqrt(value(batch_norm.moving_variance) + batch_norm.epsilon)
             if batch_norm.scale:
                 scale *= value(batch_norm.gamma)
