@@ -22,10 +22,9 @@ import time
 import numpy as np
 
 from bench.results import record
+from cifar_demo.runtime import BACKENDS  # backend -> (its package, its install line)
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-BACKENDS = ("tensorflow", "torch", "jax")
-PACKAGES = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 BATCH_FOR_WARMUP = 256  # Predictor's batch: the 10k run then compiles nothing new
 
 
@@ -85,7 +84,7 @@ def run_worker(backend, precision, repeats, train_steps):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.backends", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     parser.add_argument("--repeats", type=int, default=100, help="calls timed for each latency")
     parser.add_argument("--train-steps", type=int, default=12, help="timed training steps of 128 images")
     parser.add_argument("--worker", choices=PRECISIONS, help=argparse.SUPPRESS)
@@ -94,7 +93,7 @@ def main(argv=None):
         worker(args.worker, args.repeats, args.train_steps)
         return 0
 
-    installed = [b for b in args.backends if importlib.util.find_spec(PACKAGES[b]) is not None]
+    installed = [b for b in args.backends if importlib.util.find_spec(BACKENDS[b][0]) is not None]
     missing = sorted(set(args.backends) - set(installed))
     results = {}
     for precision in PRECISIONS:

@@ -42,12 +42,7 @@ def compile_inference(variables, function):
         import jax
 
         variables = list(variables)
-
-        def stateless(values, *arrays):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-                return function(*arrays)
-
-        compiled = jax.jit(stateless)
+        compiled = jax.jit(_stateless(variables, function))
 
         def call(*arrays):
             return _to_numpy(compiled([variable.value for variable in variables], *arrays))
@@ -103,15 +98,11 @@ class _TracedTorchFunction:
         import torch
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        variables, function = self._variables, self._function
-
-        def stateless(values, *inputs):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-                return function(*inputs)
-
+        variables = self._variables
         try:
             with torch.no_grad():
-                graph = make_fx(stateless, tracing_mode="fake")([v.value for v in variables], *tensors)
+                graph = make_fx(_stateless(variables, self._function), tracing_mode="fake")(
+                    [v.value for v in variables], *tensors)
         except Exception:  # data-dependent Python the tracer cannot follow: stay eager
             LOG.debug("torch inference: tracing failed, running eagerly", exc_info=True)
             return None
@@ -119,6 +110,18 @@ class _TracedTorchFunction:
 
 
 _UNTRACED = object()
+
+
+def _stateless(variables, function):
+    """`function` with the variables' values as its first argument (a list, in `variables`'
+    order) instead of read from the variables: what jax.jit and make_fx compile, so that new
+    values need no recompilation."""
+
+    def stateless(values, *inputs):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return function(*inputs)
+
+    return stateless
 
 
 def _drop_layout_copies(graph):
