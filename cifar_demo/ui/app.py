@@ -11,7 +11,7 @@ from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.ood import OodDetector
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
-from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
+from cifar_demo.ui import about_tab, classify_tab, data_tab, event_streams, mistakes_tab, train_tab
 from cifar_demo.ui.internals import release_after
 from cifar_demo.ui.session import free_trained_model
 
@@ -120,4 +120,5 @@ def launch_settings():
         "show_error": False,
         "css": CSS,
         "theme": gr.themes.Soft(),
+        "app_kwargs": {"middleware": event_streams.middleware()},
     }
