@@ -122,7 +122,7 @@ def build(trained_model, tab):
     gr.Markdown(
         "Train the network yourself and watch it learn. **Quick** takes about 2 minutes, "
         "**Standard** about 10; **Custom** lets you set everything. One run trains at a time on "
-        "this server: if someone else's run is going, yours waits its turn in the queue."
+        f"this server: while someone else's run is going, you are told how long it has left. {SLOT.rules()}"
     )
     server_status = gr.Markdown()
     with gr.Row(equal_height=False):

@@ -356,6 +356,12 @@ class TrainingSlot:
     def max_seconds(self):
         return self.fair_use.max_seconds
 
+    def rules(self):
+        """The fair-use limits in a sentence, for the people they apply to."""
+        fair = self.fair_use
+        return (f"Runs stop after {format_duration(fair.max_seconds)} (keeping what they learned), and each "
+                f"browser session may start {fair.runs_per_hour_per_session} an hour.")
+
     def admit(self, config, owner, address=None):
         """Checks that `owner` (a session id) from `address` may start `config` now and
         reserves the slot for them: the start counts against their hourly limits. ValueError
