@@ -182,6 +182,15 @@ def still_serving(client):
     assert client.predict(handle_file(example_paths()[0]), api_name="/classify")["label"] in CLASSES
 
 
+TRIES = 3
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat, in clock ticks)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -190,6 +199,9 @@ def rss_bytes(pid):
 
 
 def test_a_declared_12000x12000_png_is_refused_quickly_without_memory(guarded_app, client, tmp_path):
+    """Each refusal within 1 s (the best of three tries: these machines are shared and busy)
+    and, whatever the load, well under a second of the server's CPU per try: decoding the
+    image would cost seconds and 432 MB."""
     process, url, _, _ = guarded_app
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(declared_12000_png())
@@ -201,10 +213,14 @@ def test_a_declared_12000x12000_png_is_refused_quickly_without_memory(guarded_ap
         ({"background": sent, "layers": [sent], "composite": sent}, "/classify_drawing", "drawing was refused"),
         (sent, "/classify", "decompression bomb"),
     ):
-        start = time.monotonic()
-        with pytest.raises(Exception, match=message):
-            client.predict(payload, api_name=api_name)
-        assert time.monotonic() - start < 1.0, api_name
+        cpu, walls = cpu_seconds(process.pid), []
+        for _ in range(TRIES):
+            start = time.monotonic()
+            with pytest.raises(Exception, match=message):
+                client.predict(payload, api_name=api_name)
+            walls.append(time.monotonic() - start)
+        assert min(walls) < 1.0, f"{api_name} refused after {walls} s"
+        assert cpu_seconds(process.pid) - cpu < 0.5 * TRIES, api_name
     # The browser's way: the canvas sends its images to accept_blobs before the event.
     config = httpx.get(url + "config").json()
     canvas = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "drawing")
