@@ -1,12 +1,14 @@
 """/classify latency for a normal visitor, idle and while one script floods the app, side
 by side in one run.
 
-    python -m bench.abuse [--requests 40] [--rounds 2] [--flooders 4]
+    python -m bench.abuse [--requests 40] [--rounds 2] [--flooders 4] [--with-classify]
 
 Starts the real app (`python app.py`, generated toy training data) on a free loopback
 port. The flood is what tests/test_abuse.py sends once, kept up for a whole phase:
-`--flooders` threads each post queue joins for /train and for /classify from fresh random
-sessions whose result streams are never opened, as fast as the server answers. Phases
+`--flooders` threads each post queue joins for /train from fresh random sessions whose
+result streams are never opened, as fast as the server answers (with --with-classify,
+every other join is a /classify: those are admitted and run, since classifying is what
+anyone may ask for; only a per-address limit in a proxy stops that flood). Phases
 alternate idle / flood for `--rounds` rounds; in each, one gradio_client client classifies
 the shipped examples `--requests` times, one after another, and the bench prints p50 and
 p95 of what it waited, the flood's requests and their HTTP statuses.
@@ -46,12 +48,13 @@ def upload(url, path):
 class Flood:
     """Threads posting stream-less queue joins until stopped; counts the HTTP statuses."""
 
-    def __init__(self, url, flooders):
+    def __init__(self, url, flooders, with_classify=False):
         self.url = url
         self.flooders = flooders
         self.statuses = collections.Counter()
-        self.payloads = [(endpoint_index(url, "train"), list(tiny_run().values())),
-                         (endpoint_index(url, "classify"), [upload(url, example_paths()[0]), False])]
+        self.payloads = [(endpoint_index(url, "train"), list(tiny_run().values()))]
+        if with_classify:
+            self.payloads.append((endpoint_index(url, "classify"), [upload(url, example_paths()[0]), False]))
         self._stop = threading.Event()
         self._threads = []
         self._lock = threading.Lock()
@@ -104,6 +107,7 @@ def main():
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--flooders", type=int, default=4)
+    parser.add_argument("--with-classify", action="store_true", help="flood /classify joins as well as /train")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cifar10-studio-abuse-"))
     toy = toy_dataset(train=1500, test=300)
@@ -111,7 +115,7 @@ def main():
     process, url = start_app(folder / "app.log", CIFAR10_PATH=str(folder / "toy.npz"))
     phases = {"idle": ([], []), "flood": ([], [])}
     try:
-        flood = Flood(url, args.flooders)
+        flood = Flood(url, args.flooders, args.with_classify)
         classify_latencies(url, 3)  # warm-up
         for round_index in range(args.rounds):
             for phase in phases:
@@ -141,7 +145,8 @@ def main():
     figures["flood: stream-less queue joins sent"] = (sent, "requests")
     for status, count in sorted(flood.statuses.items(), key=str):
         figures[f"flood: joins answered {status}"] = (count, "requests")
-    record("abuse", figures, notes=f"{args.flooders} flooding threads (half /train, half /classify joins), "
+    kinds = "half /train, half /classify joins" if args.with_classify else "/train joins"
+    record("abuse", figures, notes=f"{args.flooders} flooding threads ({kinds}), "
                                    f"{args.requests} sequential /classify requests per phase, {args.rounds} rounds")
 
 

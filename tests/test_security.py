@@ -6,7 +6,7 @@ import pytest
 
 from cifar_demo import images
 from cifar_demo.ui import app as app_module
-from cifar_demo.ui import build_app, guards, internals, launch_settings
+from cifar_demo.ui import build_app, event_streams, guards, internals, launch_settings
 
 PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "train", "stop_training"}
 
@@ -23,7 +23,8 @@ def test_launch_settings_fit_a_public_space(monkeypatch):
     assert settings["show_error"] is False  # gr.Error messages still reach people; tracebacks do not
     assert settings["max_file_size"] == app_module.MAX_UPLOAD == images.MAX_FILE_BYTES == 20 * 2**20  # "20mb"
     assert settings["enable_monitoring"] is False
-    assert [entry.cls for entry in settings["app_kwargs"]["middleware"]] == [guards.UploadGuard]
+    assert [entry.cls for entry in settings["app_kwargs"]["middleware"]] == [guards.UploadGuard,
+                                                                             event_streams.StreamTracker]
     assert "allowed_paths" not in settings and "blocked_paths" not in settings
     assert settings["server_name"] == "127.0.0.1"  # a Space sets GRADIO_SERVER_NAME itself
 
@@ -51,9 +52,13 @@ def test_only_the_documented_endpoints_are_callable(demo):
     assert {name for name, seen in visibility.items() if seen == "undocumented"} <= {"load_example"}
 
 
-def test_training_runs_one_at_a_time_whoever_calls(demo):
+def test_train_is_checked_before_the_queue_and_never_waits_in_it(demo):
+    """/train has a validator (the slot and fair-use check, run when the request joins the
+    queue) and no concurrency limit: an admitted run starts at once, a refused one never
+    queues; the one-run rule is the TrainingSlot's (tests/test_training_runs.py)."""
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
-    assert train.concurrency_limit == 1 and train.concurrency_id == "training"
+    assert train.validator is not None
+    assert train.concurrency_limit is None and train.concurrency_id == "training"
 
 
 class FakeStateHolder:
