@@ -1,6 +1,7 @@
 """The server-wide run slot and the Train tab's form, on generated data and tiny models."""
 
 import dataclasses
+import itertools
 import math
 import threading
 import time
@@ -302,3 +303,33 @@ def test_a_stopped_run_frees_the_slot_at_once_and_is_tested_on_a_subset(monkeypa
     finished = events[-1]
     assert isinstance(finished, RunFinished) and finished.result.stopped
     assert finished.report["images"] == 50 and finished.probabilities.shape == (50, 10)
+
+
+def test_the_download_shows_its_megabytes_and_a_failure_its_message(monkeypatch):
+    """What the Train tab shows while CIFAR-10 downloads (on a Space after every restart)."""
+    from cifar_demo import data
+    from cifar_demo.ui import train_tab
+
+    toy = toy_dataset(train=64, test=8)
+    downloaded = itertools.count(0, 40_000_000)
+
+    def slow_load():
+        time.sleep(0.3)
+        return toy
+
+    monkeypatch.setattr(data, "needs_download", lambda: True)
+    monkeypatch.setattr(data, "load_cifar10_cached", slow_load)
+    monkeypatch.setattr(data, "download_progress", lambda: (next(downloaded), 170_498_071))
+    loading = train_tab.TrainingData(poll_seconds=0.05)
+    updates = list(loading)
+    assert loading.dataset is toy
+    assert "Downloading CIFAR-10: 0 of 170 MB" in updates[0] and "again after every restart" in updates[0]
+    assert "Downloading CIFAR-10: 40 of 170 MB" in updates[1]
+
+    def offline():
+        raise ValueError("Could not download CIFAR-10: no internet.")
+
+    monkeypatch.setattr(data, "load_cifar10_cached", offline)
+    loading = train_tab.TrainingData(poll_seconds=0.05)
+    updates = list(loading)
+    assert loading.dataset is None and "run-error" in updates[-1] and "no internet" in updates[-1]

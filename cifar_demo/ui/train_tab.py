@@ -9,6 +9,7 @@ ui/train_form.py; the trained model lives in the person's session state only (ui
 import dataclasses
 import html
 import logging
+import threading
 import time
 
 import gradio as gr
@@ -92,6 +93,43 @@ class RunView:
             f"Epoch {event.epoch}/{self.config.epochs} · step {event.step}/{event.total_steps} · "
             f"{event.images_per_second:.0f} images/s · {format_duration(event.eta_seconds)} left{validation}{where}",
         )
+
+
+class TrainingData:
+    """Iterating yields status bars while CIFAR-10 loads: the download's megabytes when it
+    downloads (on a Space, once after every restart), an error bar when it fails; then
+    `dataset` holds it (None after a failure)."""
+
+    def __init__(self, poll_seconds=1.0):
+        self.dataset = None
+        self._poll_seconds = poll_seconds
+
+    def __iter__(self):
+        if not data.needs_download():
+            try:
+                self.dataset = data.load_cifar10_cached()
+            except ValueError as error:
+                yield progress_html(0, f"No data to train on. {error}", "error")
+            return
+        outcome = {}
+
+        def load():
+            try:
+                outcome["dataset"] = data.load_cifar10_cached()
+            except ValueError as error:
+                outcome["error"] = error
+
+        loader = threading.Thread(target=load, name="cifar10-download", daemon=True)
+        loader.start()
+        while loader.is_alive():
+            done, total = data.download_progress()
+            yield progress_html(done / total, f"Downloading CIFAR-10: {done / 1e6:.0f} of {total / 1e6:.0f} MB. "
+                                "This happens once per server start (on a Space, again after every restart).")
+            loader.join(self._poll_seconds)
+        if "error" in outcome:
+            yield progress_html(0, f"No data to train on. {outcome['error']}", "error")
+            return
+        self.dataset = outcome["dataset"]
 
 
 def results_markdown(outcome, view):
@@ -188,15 +226,12 @@ def build(trained_model, tab):
                 return
             hidden = {use_button: gr.update(visible=False), downloads: gr.update(visible=False, value=None),
                       confusion: gr.update(visible=False), grid: gr.update(visible=False), results: ""}
-            loading = "Loading CIFAR-10..."
-            if data.needs_download():
-                loading = ("Downloading CIFAR-10 (about 170 MB, once per server start: on a Space, again after "
-                           "every restart)...")
-            yield {status: progress_html(0, loading), curves: None, **hidden}
-            try:
-                dataset = data.load_cifar10_cached()
-            except ValueError as error:
-                yield {status: progress_html(0, f"No data to train on. {error}", "error")}
+            yield {status: progress_html(0, "Loading CIFAR-10..."), curves: None, **hidden}
+            loading = TrainingData()
+            for update in loading:
+                yield {status: update}
+            dataset = loading.dataset
+            if dataset is None:
                 return
             try:
                 run = SLOT.start(config, dataset, owner=owner, address=client_address(request),
