@@ -137,29 +137,6 @@ def pending_bytes(blob_storage):
                for blob in (blobs.background, blobs.composite, *blobs.layers) if blob is not None)
 
 
-class FormNumber(gr.Number):
-    """gr.Number whose API callers get a message naming the field for a value that is not
-    a number (gr.Number's own conversion fails with an unnamed server error).
-
-    Relies on: gr.Number.preprocess converting the raw payload (TypeError, ValueError or
-    OverflowError for text, lists, infinity) and `is_template = True` keeping gr.Number's
-    front end. Guarded by tests/test_training_runs.py::
-    test_form_numbers_refuse_what_is_not_a_finite_number_by_name,
-    tests/test_bad_input_api.py::test_bad_training_values_are_refused_with_a_message
-    [epochs-text] and, for the front end, tests/test_browser.py::
-    test_start_a_tiny_run_see_the_curves_move_and_stop_it (it fills these fields).
-    """
-
-    is_template = True
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: infinity, which JSON allows
-            raise gr.Error(f"{self.label} must be a finite number, got {payload!r}",
-                           title="Cannot start this run") from None
-
-
 def release_after(demo, session_hash, seconds):
     """Deletes a closed page's session state `seconds` from now (calling each gr.State's
     delete_callback), unless the session is used again meanwhile.

@@ -8,7 +8,6 @@ import gradio as gr
 
 from cifar_demo import training
 from cifar_demo.artifacts import SHIPPED_WEIGHTS
-from cifar_demo.ui.internals import FormNumber
 
 PRESET_CHOICES = ["Quick", "Standard", "Custom"]
 FROM_SCRATCH = "From scratch"
@@ -16,11 +15,12 @@ FINE_TUNE = "Fine-tune the shipped weights"
 FINE_TUNE_LR_FACTOR = 0.1   # fine-tuning starts from a good minimum: a tenth of the peak LR
 
 # What the Custom form accepts: a subset of what TrainConfig.validate() accepts (the
-# engine's ranges, e.g. epochs 1..500), wide enough to experiment and narrow enough that
-# one person's run cannot occupy a shared server for hours (runs also stop after 30
-# minutes); tests/test_training_runs.py checks every limit lies inside the engine's.
-# Checked by config_from_form, whose messages name the field (gr.Number's own
-# minimum/maximum would answer without saying which field).
+# engine's ranges, e.g. epochs 1..500), wide enough to experiment; the training slot's
+# work cap and time limit (training_runs.FairUse) bound what a run may ask for as a whole.
+# tests/test_training_runs.py checks every limit lies inside the engine's.
+# Checked by config_from_form, whose messages name the field, on the raw values (the
+# /train event does not preprocess: a component's own checks would answer a raw API
+# call's bad value before the validator, without a message the caller gets).
 LIMITS = {
     "epochs": (1, 30),
     "train_size": (100, 49000),     # 50,000 less the 1,000 held out for validation
@@ -54,16 +54,16 @@ def build_form():
     start_from = gr.Radio([FROM_SCRATCH, FINE_TUNE], value=FROM_SCRATCH, label="Start from")
     with gr.Accordion("Settings (editable with Custom)", open=False):
         settings = [
-            FormNumber(quick.epochs, label="Epochs", precision=0, interactive=False),
-            FormNumber(quick.train_size, label="Training images", precision=0, interactive=False),
-            FormNumber(quick.batch_size, label="Batch size", precision=0, interactive=False),
-            FormNumber(quick.learning_rate, label="Peak learning rate (SGD, one-cycle)", interactive=False),
+            gr.Number(quick.epochs, label="Epochs", precision=0, interactive=False),
+            gr.Number(quick.train_size, label="Training images", precision=0, interactive=False),
+            gr.Number(quick.batch_size, label="Batch size", precision=0, interactive=False),
+            gr.Number(quick.learning_rate, label="Peak learning rate (SGD, one-cycle)", interactive=False),
             gr.Slider(*LIMITS["width_mult"], value=quick.width_mult, step=0.125,
                       label="Width multiplier (1.0 = the blog's 64/128/256 channels)", interactive=False),
             gr.Checkbox(quick.augment, label="Augmentation (random crop + flip)", interactive=False),
             gr.Slider(*LIMITS["label_smoothing"], value=quick.label_smoothing, step=0.05,
                       label="Label smoothing", interactive=False),
-            FormNumber(quick.seed, label="Seed", precision=0, interactive=False),
+            gr.Number(quick.seed, label="Seed", precision=0, interactive=False),
         ]
     return Form(preset_name, start_from, settings)
 

@@ -313,6 +313,7 @@ def build(trained_model, tab):
         outputs=[status, curves, results, confusion, grid, downloads, use_button, candidate],
         api_name="train",
         validator=check_run,
+        preprocess=False,  # raw values: config_from_form checks each one and names it in its message
         # Never queued behind another run: check_run admits one at a time and refuses the rest.
         concurrency_limit=None,
         concurrency_id="training",
