@@ -337,3 +337,11 @@ def test_a_refusal_is_one_line_with_the_fix_and_the_hubs_reason(hub, status, cal
     hub.fail, hub.error = call, http_error(status, "Reason from the Hub\nsecond line")
     message = error_of([SPACE])
     assert expected in message and message.endswith("[Hub: Reason from the Hub]")
+
+
+def test_help_runs_as_a_module_and_names_both_hardware_choices_and_plans():
+    shown = subprocess.run([sys.executable, "-m", "cifar_demo.publish", "--help"], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m cifar_demo.publish")
+    text = " ".join(shown.stdout.split())
+    assert "cpu-basic: CPU Basic" in text and "needs a paid plan" in text and "zero-gpu: ZeroGPU" in text
