@@ -106,7 +106,8 @@ def app_server(tmp_path_factory):
     log_path = folder / "app.log"
     try:
         process, url = start_app(log_path, CIFAR10_PATH=str(folder / "toy_cifar10.npz"),
-                                 CIFAR10_STUDIO_SESSION_GRACE="2")  # closed pages freed after 2 s
+                                 CIFAR10_STUDIO_SESSION_GRACE="2",  # closed pages freed after 2 s
+                                 CIFAR10_STUDIO_RUNS_PER_HOUR="50")  # the tests' runs all come from one address
     except AppFailedToStart as error:
         pytest.fail(str(error))
     try:

@@ -145,6 +145,16 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
         "src => { const img = document.querySelector('#training-curves img'); return img && img.src !== src; }",
         arg=first,
     )  # the curves were redrawn while the run went on
+    other = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:  # someone else, meanwhile, is told at once why they cannot start a run
+        other.goto(page.url)
+        other.get_by_role("tab", name="Train").click()
+        other.locator("#start-training").click()
+        refusal = other.locator("#train-preset .validation-error")
+        refusal.get_by_text("One run trains at a time").wait_for()
+        assert "in progress" in refusal.inner_text() and "min left" in refusal.inner_text()
+    finally:
+        other.close()
     page.locator("#stop-training").click()
     page.locator("#run-results").get_by_text("stopped by you").wait_for()
     assert "Test accuracy" in page.locator("#run-results").inner_text()
