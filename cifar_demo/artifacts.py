@@ -2,7 +2,8 @@
 
 A weights file `x.weights.h5` travels with `x.config.json` (its TrainConfig: the width the
 model is built with), `x.calibration.json` (the fitted temperature) and `x.ood.npz` (the
-out-of-distribution statistics). Everything that reads or writes one asks here for its name.
+out-of-distribution statistics). Everything that reads or writes one asks here for its name,
+so `shipped_files()` can list every file under weights/ the app reads (what a Space must hold).
 """
 
 from pathlib import Path
@@ -13,6 +14,8 @@ SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"       # what `evaluat
 SHIPPED_TEST_PREDICTIONS = WEIGHTS_DIR / "test_predictions.npz"  # `evaluate --write-predictions`
 SHIPPED_SAMPLE = WEIGHTS_DIR / "train_sample.npz"                # `data --write-sample`: the Data tab's images
 EXAMPLES_DIR = WEIGHTS_DIR / "examples"                          # `data --write-examples`: one test image per class
+SHIPPED_MODEL_CARD = WEIGHTS_DIR / "README.md"                   # the About tab's recipe section
+SHIPPED_CURVES = WEIGHTS_DIR / "training_curves.png"             # the About tab's curves of the shipped run
 
 
 def companion_path(weights_path, kind, suffix=".json"):
@@ -35,3 +38,12 @@ def calibration_path_for(weights_path):
 def ood_path_for(weights_path):
     """x.weights.h5 -> x.ood.npz: the out-of-distribution statistics and threshold."""
     return companion_path(weights_path, "ood", ".npz")
+
+
+def shipped_files():
+    """Every file under weights/ the app reads, missing ones included (the caller reports
+    them): the shipped weights with their companions, the files named above, the examples."""
+    weights = SHIPPED_WEIGHTS
+    return [weights, config_path_for(weights), calibration_path_for(weights), ood_path_for(weights), SHIPPED_METRICS,
+            SHIPPED_TEST_PREDICTIONS, SHIPPED_SAMPLE, SHIPPED_MODEL_CARD, SHIPPED_CURVES,
+            *sorted(EXAMPLES_DIR.glob("*.png"))]

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
+from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_MODEL_CARD, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.metrics import apply_temperature, expected_calibration_error
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.ui import about_tab
@@ -20,7 +20,7 @@ def test_card_section_takes_one_section_only():
 
 
 def test_shipped_card_has_the_recipe_with_its_command():
-    recipe = about_tab.card_section(about_tab.MODEL_CARD.read_text(), about_tab.RECIPE_SECTION)
+    recipe = about_tab.card_section(SHIPPED_MODEL_CARD.read_text(), about_tab.RECIPE_SECTION)
     assert "python -m cifar_demo.train" in recipe and "label smoothing" in recipe
 
 

@@ -10,13 +10,11 @@ import gradio as gr
 import pandas as pd
 
 from cifar_demo import plots
-from cifar_demo.artifacts import SHIPPED_WEIGHTS, WEIGHTS_DIR, config_path_for
+from cifar_demo.artifacts import SHIPPED_CURVES, SHIPPED_MODEL_CARD, SHIPPED_WEIGHTS, config_path_for
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
 
-MODEL_CARD = WEIGHTS_DIR / "README.md"
-CURVES = WEIGHTS_DIR / "training_curves.png"
 RECIPE_SECTION = "## How it was made"
 
 
@@ -94,7 +92,7 @@ def build(predictor, detector, metrics, predictions):
     `evaluate --json` measured), its test-set `predictions` (a PredictionSet) and the files
     beside them."""
     held_out = json.loads(config_path_for(SHIPPED_WEIGHTS).read_text())["val_size"]
-    card = MODEL_CARD.read_text()
+    card = SHIPPED_MODEL_CARD.read_text()
 
     gr.Markdown(summary_markdown(metrics, predictor), elem_id="about-summary")
     with gr.Row(equal_height=False):
@@ -109,7 +107,7 @@ def build(predictor, detector, metrics, predictions):
         with gr.Column(scale=1):
             gr.Markdown(card_section(card, RECIPE_SECTION))
         with gr.Column(scale=1):
-            gr.Image(str(CURVES), label="Training curves of the shipped run", interactive=False, buttons=[])
+            gr.Image(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[])
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
     gr.Plot(reliability_figure(predictions, metrics["temperature"]), show_label=False, format="png",
