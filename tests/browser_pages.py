@@ -46,6 +46,15 @@ def predicted_label(scope):
     return heading.inner_text().strip()
 
 
+def wait_for_loaded_image(page, selector):
+    """Waits until the first image matching `selector` has been fetched and decoded (its
+    file came back from the server, not just an <img> tag)."""
+    page.wait_for_function(
+        "selector => { const img = document.querySelector(selector); return img?.complete && img.naturalWidth > 0; }",
+        arg=selector,
+    )
+
+
 def upload_photo(page, path):
     """Uploads `path` in the Classify tab; returns the label the model gives it."""
     page.locator("input[type=file]").first.set_input_files(str(path))
@@ -68,9 +77,9 @@ def draw_a_stroke(page):
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
     page.mouse.down()
-    for i in range(1, 21):
-        along = 0.3 + 0.02 * i
-        page.mouse.move(box["x"] + box["width"] * along, box["y"] + box["height"] * along, steps=2)
+    # Eight pointer moves draw one continuous stroke; each costs the canvas about half a
+    # second in headless Chromium on a busy 2-core machine, so no more than that.
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.7, steps=8)
     page.mouse.up()
     page.locator(".pixelated img").last.wait_for()
     return predicted_label(page)

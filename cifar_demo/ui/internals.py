@@ -29,7 +29,8 @@ class UploadedImage(gr.Image):
     and ::test_odd_but_valid_uploads_are_classified, tests/test_app_api.py::
     test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving, and in the browser
     tests/test_browser.py::test_click_an_example_and_see_a_label and
-    ::test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message.
+    ::test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message, and with Node's
+    server-side rendering tests/test_ssr.py::test_upload_a_photo_see_its_label_and_heatmap.
     """
 
     is_template = True
@@ -49,7 +50,8 @@ class DrawingCanvas(gr.Sketchpad):
     raising OSError/ValueError/SyntaxError (PIL's errors) for an unreadable layer.
     Guarded by tests/test_bad_input_api.py::test_drawings_that_are_blank_missing_or_not_images,
     tests/test_app_api.py::test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing
-    and, for the front end, tests/test_browser.py::test_draw_strokes_and_see_a_label.
+    and, for the front end, tests/test_browser.py::test_draw_strokes_and_see_a_label and
+    (server-side rendered) tests/test_ssr.py::test_draw_and_see_a_label.
     """
 
     is_template = True
