@@ -13,7 +13,12 @@ from PIL import Image
 
 from cifar_demo import CLASSES
 from cifar_demo.artifacts import SHIPPED_SAMPLE
-from cifar_demo.keras_internals import keras_has_cifar10, keras_load_cifar10
+from cifar_demo.keras_internals import (
+    CIFAR10_ARCHIVE_BYTES,
+    keras_cifar10_downloaded_bytes,
+    keras_has_cifar10,
+    keras_load_cifar10,
+)
 
 ENV_VAR = "CIFAR10_PATH"
 SAMPLE_PER_CLASS = 10       # images per class in a sample: the blog's 10x10 grid
@@ -83,6 +88,12 @@ def needs_download(path=None):
     if (path if path is not None else os.environ.get(ENV_VAR)):
         return False
     return not keras_has_cifar10()
+
+
+def download_progress():
+    """(bytes downloaded so far, bytes in all) of the CIFAR-10 archive while
+    load_cifar10 downloads it."""
+    return keras_cifar10_downloaded_bytes(), CIFAR10_ARCHIVE_BYTES
 
 
 def _load_local(path):

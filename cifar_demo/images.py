@@ -18,6 +18,13 @@ MODEL_SIZE = 32
 # Larger than any camera photo (a 6000x6000 PNG is 36 MP), far below what would exhaust
 # memory once decoded; checked from the header before any pixel is decoded.
 MAX_PIXELS = 50_000_000
+# The largest file read at all: the app's upload limit too (Gradio's "20mb" is 20 MiB).
+MAX_FILE_BYTES = 20 * 1024 * 1024
+# Pillow itself refuses to open an image over twice this (DecompressionBombError), in this
+# module and in any other code of the process (Gradio's components included): half
+# MAX_PIXELS makes that hard stop MAX_PIXELS exactly, a quarter of Pillow's default
+# (179 MP). Pillow only warns between the two; this module's own check is MAX_PIXELS.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
 RESAMPLE = Image.Resampling.LANCZOS
 # Pillow shrinks by whole factors first while the image stays over 3x the target, then
 # resamples: indistinguishable from a full Lanczos pass, and twice as fast on photos.
@@ -26,6 +33,10 @@ REDUCING_GAP = 3.0
 # each side: a 24 MP photo decodes about ten times faster, for a 32x32 result.
 JPEG_DRAFT_SIDE = 8 * MODEL_SIZE
 WHITE = (255, 255, 255)
+
+
+class TooLarge(ValueError):
+    """An image over the byte or pixel limits (a ValueError like every refusal here)."""
 
 
 def to_model_input(source):
@@ -76,40 +87,52 @@ def to_rgb_image(source, draft_side=None):
             image.close()  # the result is a converted copy; animated files stay open otherwise
 
 
+def check_bounds(source, max_pixels=MAX_PIXELS):
+    """Refuses a file or bytes over MAX_FILE_BYTES, or whose header declares more than
+    `max_pixels` (TooLarge), or that is no image (ValueError), without decoding a pixel:
+    Image.open reads only the header."""
+    with _open(source) as image:
+        _check_size(image, max_pixels)
+
+
 def _open(source):
     if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise ValueError("The file is empty (0 bytes).")
-        stream, name = io.BytesIO(source), "the upload"
+        size, stream, name = len(source), io.BytesIO(source), "the upload"
     else:
         path = Path(source)
         if not path.is_file():
             raise ValueError(f"No image file at {path}.")
-        if path.stat().st_size == 0:
-            raise ValueError(f"The file {path.name} is empty (0 bytes).")
-        stream, name = path, path.name
+        size, stream, name = path.stat().st_size, path, path.name
+    if size == 0:
+        raise ValueError(f"{name} is empty (0 bytes).")
+    if size > MAX_FILE_BYTES:
+        raise TooLarge(f"{name} is {size / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Between MAX_IMAGE_PIXELS and twice that Pillow only warns: _check_size decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(stream)
     except UnidentifiedImageError:
         raise ValueError(
             f"{name} is not an image Pillow can read. Upload a PNG, JPEG, GIF, WebP or BMP file."
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(f"{name} claims absurd dimensions (a decompression bomb); refusing to open it.") from None
+    except Image.DecompressionBombError:  # over MAX_PIXELS: Pillow refuses before we see the size
+        raise TooLarge(
+            f"{name} declares more than {MAX_PIXELS / 1e6:.0f} MP (a decompression bomb?); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} MP. Resize it and try again."
+        ) from None
     except OSError as error:
         raise ValueError(f"{name} could not be read as an image ({error}).") from None
 
 
-def _check_size(image):
+def _check_size(image, max_pixels=MAX_PIXELS):
     width, height = image.size
     if width < 1 or height < 1:
         raise ValueError("The image has no pixels.")
-    if width * height > MAX_PIXELS:
-        raise ValueError(
+    if width * height > max_pixels:
+        raise TooLarge(
             f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} MP); "
-            f"the limit is {MAX_PIXELS / 1e6:.0f} MP. Resize it and try again."
+            f"the limit is {max_pixels / 1e6:.0f} MP. Resize it and try again."
         )
 
 

@@ -22,6 +22,23 @@ def keras_has_cifar10():
     return (keras_home / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py" / "test_batch").is_file()
 
 
+CIFAR10_ARCHIVE_BYTES = 170_498_071  # cifar-10-python.tar.gz, the file Keras downloads
+
+
+def keras_cifar10_downloaded_bytes():
+    """Bytes of the CIFAR-10 archive Keras has downloaded so far (0 before it starts).
+
+    Relies on: Keras 3's get_file writing the archive to $KERAS_HOME/datasets/
+    cifar-10-batches-py-target_archive while it downloads (keras/src/utils/file_utils.py,
+    `download_target`, Keras 3.15). A wrong answer only leaves the UI's download
+    progress at 0 MB; after an upgrade, watch that folder during a first download."""
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    try:
+        return (keras_home / "datasets" / "cifar-10-batches-py-target_archive").stat().st_size
+    except OSError:
+        return 0
+
+
 def keras_load_cifar10():
     """keras.datasets.cifar10.load_data(): the cache, else a download (documented API;
     here so that everything this project asks of Keras' dataset cache sits together).

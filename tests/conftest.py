@@ -107,7 +107,9 @@ def serve_app(folder, **environment):
     log_path = folder / "app.log"
     try:
         process, url = start_app(log_path, CIFAR10_PATH=str(folder / "toy_cifar10.npz"),
-                                 CIFAR10_STUDIO_SESSION_GRACE="2", **environment)
+                                 CIFAR10_STUDIO_SESSION_GRACE="2",
+                                 CIFAR10_STUDIO_RUNS_PER_HOUR="50",  # the tests' runs all come from one address
+                                 **environment)
     except AppFailedToStart as error:
         pytest.fail(str(error))
     try:

@@ -4,6 +4,7 @@ import time
 
 from tests.browser_pages import (
     CLASS_NAMES,
+    LAPTOP,
     draw_a_stroke,
     needs_chromium,
     open_confusion_cell,
@@ -63,6 +64,16 @@ def test_draw_strokes_and_see_a_label(page):
 def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_server):
     status = start_a_tiny_run(page)
     assert "Keras" in status and "CPU" in status  # which backend and device train
+    other = browser.new_page(viewport=LAPTOP)
+    try:  # someone else, meanwhile, is told at once why they cannot start a run
+        other.goto(page.url)
+        other.get_by_role("tab", name="Train").click()
+        other.locator("#start-training").click()
+        refusal = other.locator("#train-preset .validation-error")
+        refusal.get_by_text("One run trains at a time").wait_for()
+        assert "in progress" in refusal.inner_text() and "min left" in refusal.inner_text()
+    finally:
+        other.close()
     assert "Test accuracy" in stop_the_run(page)
     page.locator("#use-model").click()
     page.get_by_role("tab", name="Classify").click()
@@ -76,7 +87,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.locator("#compare-summary").get_by_text("not the official test set").wait_for()
 
     # Another browser session never sees this model...
-    other = browser.new_page(viewport={"width": 1280, "height": 1000})
+    other = browser.new_page(viewport=LAPTOP)
     try:
         other.goto(app_server[0])
         other.locator(".gallery-item").first.click()

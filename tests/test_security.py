@@ -4,8 +4,9 @@ import datetime
 
 import pytest
 
+from cifar_demo import images
 from cifar_demo.ui import app as app_module
-from cifar_demo.ui import build_app, internals, launch_settings
+from cifar_demo.ui import build_app, event_streams, guards, internals, launch_settings
 
 PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "train", "stop_training"}
 
@@ -20,7 +21,10 @@ def test_launch_settings_fit_a_public_space(monkeypatch):
     settings = launch_settings()
     assert settings["share"] is False
     assert settings["show_error"] is False  # gr.Error messages still reach people; tracebacks do not
-    assert settings["max_file_size"] == app_module.MAX_UPLOAD == "20mb"
+    assert settings["max_file_size"] == app_module.MAX_UPLOAD == images.MAX_FILE_BYTES == 20 * 2**20  # "20mb"
+    assert settings["enable_monitoring"] is False
+    assert [entry.cls for entry in settings["app_kwargs"]["middleware"]] == [guards.UploadGuard,
+                                                                             event_streams.StreamTracker]
     assert "allowed_paths" not in settings and "blocked_paths" not in settings
     assert settings["server_name"] == "127.0.0.1"  # a Space sets GRADIO_SERVER_NAME itself
 
@@ -29,6 +33,15 @@ def test_queue_is_bounded_and_cache_is_cleaned(demo):
     assert demo._queue.max_size == app_module.QUEUE_SIZE
     assert demo._queue.default_concurrency_limit == app_module.QUEUE_CONCURRENCY
     assert demo.delete_cache == app_module.CACHE_CLEANUP
+    frequency, age = app_module.CACHE_CLEANUP
+    assert frequency < 3600 and age < 3600  # more often than hourly
+
+
+def test_analytics_are_off_unless_asked_for(monkeypatch):
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    assert app_module.analytics_enabled() is False
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")
+    assert app_module.analytics_enabled() is True
 
 
 def test_only_the_documented_endpoints_are_callable(demo):
@@ -39,9 +52,13 @@ def test_only_the_documented_endpoints_are_callable(demo):
     assert {name for name, seen in visibility.items() if seen == "undocumented"} <= {"load_example"}
 
 
-def test_training_runs_one_at_a_time_whoever_calls(demo):
+def test_train_is_checked_before_the_queue_and_never_waits_in_it(demo):
+    """/train has a validator (the slot and fair-use check, run when the request joins the
+    queue) and no concurrency limit: an admitted run starts at once, a refused one never
+    queues; the one-run rule is the TrainingSlot's (tests/test_training_runs.py)."""
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
-    assert train.concurrency_limit == 1 and train.concurrency_id == "training"
+    assert train.validator is not None
+    assert train.concurrency_limit is None and train.concurrency_id == "training"
 
 
 class FakeStateHolder:

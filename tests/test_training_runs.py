@@ -1,6 +1,8 @@
 """The server-wide run slot and the Train tab's form, on generated data and tiny models."""
 
 import dataclasses
+import itertools
+import math
 import threading
 import time
 
@@ -8,18 +10,22 @@ import pytest
 
 from cifar_demo import training
 from cifar_demo.artifacts import SHIPPED_WEIGHTS
-from cifar_demo.ui import train_form
+from cifar_demo.ui import train_form, training_runs
 from cifar_demo.ui.internals import FormNumber
 from cifar_demo.ui.training_runs import (
     EvaluationProgress,
+    FairUse,
     RunFailed,
     RunFinished,
     RunInProgress,
+    RunRefused,
     StopSignal,
     TrainedWeights,
     TrainingSlot,
     failure_message,
     format_duration,
+    image_cost,
+    run_work,
     training_events,
 )
 from tests.conftest import toy_dataset
@@ -79,7 +85,9 @@ def test_one_run_at_a_time_and_only_its_owner_stops_it():
 
 def test_a_run_is_stopped_at_the_time_limit_keeping_what_it_learned():
     data = toy_dataset(train=256, test=20)
-    run = TrainingSlot(max_seconds=0).start(dataclasses.replace(TINY, epochs=50), data, owner="alice")
+    slot = TrainingSlot(FairUse(0, images_per_second=math.inf, runs_per_hour_per_session=4,
+                                runs_per_hour_per_address=8))
+    run = slot.start(dataclasses.replace(TINY, epochs=50), data, owner="alice")
     finished = drain(run)[-1]
     assert isinstance(finished, RunFinished) and finished.time_limited and finished.result.steps == 1
 
@@ -202,3 +210,126 @@ def test_the_run_reads_why_it_was_stopped_and_removes_its_stop_file(reason):
     else:
         assert events[-1] == RunFailed("The run was abandoned.") and not scored
     assert not stop.path.exists()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def fair_use(**changes):
+    limits = dict(max_seconds=1800, images_per_second=90, runs_per_hour_per_session=2, runs_per_hour_per_address=3)
+    return FairUse(**{**limits, **changes})
+
+
+def test_the_work_cap_fits_the_presets_and_refuses_a_fourteen_hour_run_by_name():
+    """The issue's example: 30 epochs of 49,000 images at full width, batch 16 (about 14 h
+    at the 32 images/s measured for it) is refused; both presets fit a Space's limit."""
+    space = FairUse.for_this_server()
+    assert space.max_seconds <= 30 * 60
+    for name in training.PRESETS:
+        assert run_work(training.preset(name)) <= fair_use(max_seconds=20 * 60).max_work, name
+    huge = train_form.config_from_form(**dict(CUSTOM, epochs=30, train_size=49000, batch_size=16, width_mult=1.0))
+    assert run_work(huge) / 90 > 10 * 3600  # the cost model agrees it is a half-day run
+    with pytest.raises(RunRefused, match=r"too large for the 30:00 min run limit.*at most 162,000"):
+        TrainingSlot(fair_use()).check(huge, "alice")
+    assert image_cost(1.0, 128) == pytest.approx(1.0)
+    assert image_cost(0.5, 128) < image_cost(1.0, 128) < image_cost(1.0, 16)
+
+
+def test_runs_per_hour_are_limited_per_session_and_per_address_naming_the_limit():
+    clock = FakeClock()
+    slot = TrainingSlot(fair_use(), clock=clock)
+    for _ in range(2):
+        slot.admit(TINY, "alice", "10.0.0.1")
+        slot.withdraw("alice")
+    with pytest.raises(RunRefused, match="2 runs were started from this browser session.*2 an hour.*in 1 h 00 min"):
+        slot.admit(TINY, "alice", "10.0.0.1")
+    slot.admit(TINY, "bob", "10.0.0.1")  # another session from the same address: its third run
+    slot.withdraw("bob")
+    with pytest.raises(RunRefused, match="3 runs were started from your network address.*3 an hour"):
+        slot.admit(TINY, "carol", "10.0.0.1")
+    slot.admit(TINY, "carol", "10.0.0.2")  # elsewhere: fine
+    slot.withdraw("carol")
+    clock.now += 3600
+    slot.admit(TINY, "alice", "10.0.0.1")  # an hour later
+
+
+def test_an_admission_reserves_the_slot_until_it_starts_lapses_or_is_withdrawn():
+    clock = FakeClock()
+    slot = TrainingSlot(fair_use(), clock=clock)
+    data = toy_dataset(train=64, test=8)
+    slot.admit(TINY, "alice")
+    with pytest.raises(RunInProgress, match="about to start"):
+        slot.admit(TINY, "bob")
+    clock.now += TrainingSlot.ADMISSION_SECONDS + 1  # alice's request never ran
+    slot.admit(TINY, "bob")
+    with pytest.raises(RunInProgress, match="about to start"):
+        slot.claim("alice")
+    slot.claim("bob")
+    clock.now += 3 * TrainingSlot.ADMISSION_SECONDS  # a claimed admission lasts while its request runs
+    with pytest.raises(RunInProgress):
+        slot.admit(TINY, "alice")
+    run = slot.start(TINY, data, owner="bob")
+    with pytest.raises(RunInProgress, match="starting"):
+        slot.admit(TINY, "alice")
+    run.abandon()
+    slot.admit(TINY, "alice")
+    slot.withdraw("alice")
+    slot.start(TINY, data, owner="bob").abandon()  # bob's second run: not admitted, so counted here
+    with pytest.raises(RunRefused, match="2 runs were started from this browser session"):
+        slot.admit(TINY, "bob")
+
+
+def test_a_stopped_run_frees_the_slot_at_once_and_is_tested_on_a_subset(monkeypatch):
+    monkeypatch.setattr(training_runs, "STOPPED_TEST_IMAGES", 50)
+    data = toy_dataset(train=256, test=80)
+    slot = TrainingSlot()
+    run = slot.start(dataclasses.replace(TINY, epochs=50), data, owner="alice")
+    freed_before_test = None
+    events = []
+    for event in run.events(poll_seconds=0.05):
+        if isinstance(event, training.BatchEnded) and slot.status() is not None:
+            slot.stop("alice")
+        if isinstance(event, EvaluationProgress) and freed_before_test is None:
+            freed_before_test = slot.status() is None
+        if event is not None:
+            events.append(event)
+    assert freed_before_test
+    assert [(e.done, e.total) for e in events if isinstance(e, EvaluationProgress)] == [(50, 50)]
+    finished = events[-1]
+    assert isinstance(finished, RunFinished) and finished.result.stopped
+    assert finished.report["images"] == 50 and finished.probabilities.shape == (50, 10)
+
+
+def test_the_download_shows_its_megabytes_and_a_failure_its_message(monkeypatch):
+    """What the Train tab shows while CIFAR-10 downloads (on a Space after every restart)."""
+    from cifar_demo import data
+    from cifar_demo.ui import train_tab
+
+    toy = toy_dataset(train=64, test=8)
+    downloaded = itertools.count(0, 40_000_000)
+
+    def slow_load():
+        time.sleep(0.3)
+        return toy
+
+    monkeypatch.setattr(data, "needs_download", lambda: True)
+    monkeypatch.setattr(data, "load_cifar10_cached", slow_load)
+    monkeypatch.setattr(data, "download_progress", lambda: (next(downloaded), 170_498_071))
+    loading = train_tab.TrainingData(poll_seconds=0.05)
+    updates = list(loading)
+    assert loading.dataset is toy
+    assert "Downloading CIFAR-10: 0 of 170 MB" in updates[0] and "again after every restart" in updates[0]
+    assert "Downloading CIFAR-10: 40 of 170 MB" in updates[1]
+
+    def offline():
+        raise ValueError("Could not download CIFAR-10: no internet.")
+
+    monkeypatch.setattr(data, "load_cifar10_cached", offline)
+    loading = train_tab.TrainingData(poll_seconds=0.05)
+    updates = list(loading)
+    assert loading.dataset is None and "run-error" in updates[-1] and "no internet" in updates[-1]

@@ -7,12 +7,22 @@ import threading
 import gradio as gr
 import numpy as np
 
+from cifar_demo import images
 from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
 from cifar_demo.ood import OodDetector
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
-from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
-from cifar_demo.ui.internals import release_after
+from cifar_demo.ui import (
+    about_tab,
+    classify_tab,
+    data_tab,
+    event_streams,
+    guards,
+    mistakes_tab,
+    train_tab,
+    upload_cache,
+)
+from cifar_demo.ui.internals import files_gradio_keeps, quiet_refusals, release_after
 from cifar_demo.ui.session import free_trained_model
 
 TITLE = "CIFAR-10 Studio"
@@ -21,8 +31,10 @@ TITLE = "CIFAR-10 Studio"
 # unless they set their own limit (/train runs one at a time).
 QUEUE_SIZE = 64
 QUEUE_CONCURRENCY = 4
-MAX_UPLOAD = "20mb"         # larger uploads are refused before they reach any handler
-CACHE_CLEANUP = (3600, 3600)  # seconds: every hour, delete uploads and outputs older than an hour
+MAX_UPLOAD = images.MAX_FILE_BYTES  # larger uploads are refused before they reach any handler
+# Seconds: every 5 minutes, delete uploads and outputs older than 30 minutes (a page shows
+# its images long before); upload_cache also caps the cache's total size.
+CACHE_CLEANUP = (300, 1800)
 # Seconds a closed page's state (its trained model above all) is kept in case the page was
 # not really closed (a dropped connection that comes back, a laptop waking up): Gradio's
 # own wait is an hour. Environment variable for deployments and tests.
@@ -41,6 +53,8 @@ footer { display: none !important; }
 .ood-notice.ood-flagged { background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; font-size: 1.05em; }
 .ood-notice.ood-ok { color: var(--body-text-color-subdued); }
 .ood-notice .ood-numbers { font-size: 0.85em; margin-top: 4px; }
+#train-preset > [data-testid="status-tracker"]:has(.validation-error) { position: relative !important; }
+#train-preset .validation-error { position: relative; text-align: left; margin-bottom: 8px; }
 """
 
 
@@ -63,6 +77,8 @@ def build_app(predictor=None):
     """Builds the UI around `predictor`: the shipped weights, loaded when None, or the same
     weights loaded by the caller (the OOD statistics, metrics, model card and test
     predictions the tabs show are the files shipped beside them)."""
+    cache_folder = upload_cache.own_cache_folder()  # before any component is built
+    quiet_refusals()
     predictor = predictor if predictor is not None else Predictor.load()
     detector = OodDetector.load(predictor)
     # Trace the explanation and feature functions (about a second) while the page is being
@@ -71,7 +87,7 @@ def build_app(predictor=None):
     threading.Thread(target=warm_up, args=(predictor, detector), daemon=True).start()
     metrics = shipped_metrics()
     predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)  # for the Mistakes and About tabs
-    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP, analytics_enabled=analytics_enabled()) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
             "A 9-layer convolutional network that sorts 32x32 images into CIFAR-10's ten classes: "
@@ -97,7 +113,14 @@ def build_app(predictor=None):
 
         demo.unload(free_session)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
+    upload_cache.start_pruner(cache_folder, lambda: files_gradio_keeps(demo))
     return demo
+
+
+def analytics_enabled():
+    """Gradio's usage analytics only when GRADIO_ANALYTICS_ENABLED asks for them (Gradio's
+    own default is on)."""
+    return os.environ.get("GRADIO_ANALYTICS_ENABLED", "False").strip().lower() == "true"
 
 
 def warm_up(predictor, detector):
@@ -109,9 +132,11 @@ def warm_up(predictor, detector):
 
 def launch_settings():
     """Keyword arguments for `demo.launch()`, fit for a public Space: no share link, no
-    folder served beyond Gradio's own cache (no allowed_paths), an upload size limit, and
-    only the messages the app raises on purpose (gr.Error) shown to users, never the text
-    of an unexpected exception (it can name files and internals).
+    folder served beyond Gradio's own cache (no allowed_paths), an upload size limit, the
+    upload guards (guards.middleware), result-stream tracking that lets unheard events
+    expire (event_streams.middleware), no monitoring dashboard, and only the messages the
+    app raises on purpose (gr.Error) shown to users, never the text of an unexpected
+    exception (it can name files and internals).
 
     Server-side rendering is left to GRADIO_SSR_MODE, which Spaces set to True: Gradio then
     puts Node (20 or newer) on the public port in front of Python on the next free port.
@@ -121,6 +146,8 @@ def launch_settings():
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         "max_file_size": MAX_UPLOAD,
+        "app_kwargs": {"middleware": [*guards.middleware(), *event_streams.middleware()]},
+        "enable_monitoring": False,
         "share": False,
         "show_error": False,
         "css": CSS,

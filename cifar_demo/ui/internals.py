@@ -11,9 +11,30 @@ their event listeners) beside this file; .gitignore keeps such files out of the 
 """
 
 import datetime
+import logging
+import sys
 import threading
+import traceback
 
 import gradio as gr
+import gradio.queueing
+import gradio.routes
+from fastapi import HTTPException
+from gradio.components.base import server
+from gradio.components.image_editor import AcceptBlobs
+from gradio.data_classes import FileData
+
+from cifar_demo import images
+
+# The canvas is 320x320 (0.1 MP) and exports at most a few times that on a high-DPI screen;
+# no drawing needs more than this. Checked with images' own rule before Gradio decodes.
+MAX_DRAWING_PIXELS = 4_000_000
+# The canvas has one layer (layers=False); the browser sends it as index 0.
+MAX_DRAWING_LAYERS = 4
+# Drawings the browser sent (accept_blobs) and whose event has not come yet are kept in
+# memory; beyond this many bytes the oldest are dropped (that drawing then shows the hint).
+MAX_PENDING_DRAWING_BYTES = 64 * 1024 * 1024
+REFUSALS = logging.getLogger("cifar_demo.refused")
 
 
 class UploadedImage(gr.Image):
@@ -43,15 +64,23 @@ class UploadedImage(gr.Image):
 
 class DrawingCanvas(gr.Sketchpad):
     """gr.Sketchpad whose unreadable payloads (only possible through the API: a file that
-    is not an image as the drawing) end in a message instead of a generic server error.
+    is not an image as the drawing) end in a message instead of a generic server error,
+    and whose images are bounded (MAX_DRAWING_PIXELS, images.MAX_FILE_BYTES) before
+    Gradio decodes them: gr.ImageEditor opens every layer with PIL before our handler runs.
 
     Relies on: gr.Sketchpad being itself a template of gr.ImageEditor, so the front end
     to keep is named "imageeditor" (`get_block_name`), and on gr.ImageEditor.preprocess
-    raising OSError/ValueError/SyntaxError (PIL's errors) for an unreadable layer.
+    raising OSError/ValueError/SyntaxError (PIL's errors) for an unreadable layer; on
+    preprocess decoding each image through `convert_and_format_image(file, flatten_on_white)`
+    (a FileData or the bytes of a blob); and on the browser sending the canvas first to the
+    `accept_blobs` server function (AcceptBlobs: data["index"], files[0][1]), which keeps
+    it in `blob_storage` (id -> EditorDataBlobs) until the event names its id.
     Guarded by tests/test_bad_input_api.py::test_drawings_that_are_blank_missing_or_not_images,
-    tests/test_app_api.py::test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing
-    and, for the front end, tests/test_browser.py::test_draw_strokes_and_see_a_label and
-    (server-side rendered) tests/test_ssr.py::test_draw_and_see_a_label.
+    tests/test_app_api.py::test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing,
+    tests/test_guards.py::test_a_declared_12000x12000_png_is_refused_quickly_without_memory
+    and ::test_drawing_blobs_are_bounded, and, for the front end (which sends blobs),
+    tests/test_browser.py::test_draw_strokes_and_see_a_label and (server-side rendered)
+    tests/test_ssr.py::test_draw_and_see_a_label.
     """
 
     is_template = True
@@ -62,8 +91,52 @@ class DrawingCanvas(gr.Sketchpad):
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
+        except gr.Error:  # a ValueError too: convert_and_format_image's refusal, kept as it is
+            raise
         except (OSError, ValueError, SyntaxError):
             raise gr.Error("The drawing is not an image that can be read.", title="Cannot read this drawing") from None
+
+    def convert_and_format_image(self, file, flatten_on_white=False):
+        """Bounds each image of the payload (background, layers, composite; uploaded file or
+        browser blob) by bytes and declared pixels before gr.ImageEditor decodes it."""
+        if file is not None:
+            try:
+                images.check_bounds(file.path if isinstance(file, FileData) else bytes(file), MAX_DRAWING_PIXELS)
+            except ValueError as error:
+                raise gr.Error(f"The drawing was refused: {error}", title="Cannot read this drawing") from None
+        return super().convert_and_format_image(file, flatten_on_white)
+
+    @server
+    def accept_blobs(self, data: AcceptBlobs):
+        """gr.ImageEditor's own, bounded: each blob by bytes and declared pixels, the layer
+        index, and the bytes of all drawings waiting for their event (oldest dropped)."""
+        index = data.data.get("index")
+        if index not in (None, "", "null") and not (str(index).isdigit() and int(index) < MAX_DRAWING_LAYERS):
+            refuse_blob(400, f"a drawing has at most {MAX_DRAWING_LAYERS} layers, got layer index {index!r}")
+        if not data.files:
+            refuse_blob(400, "no drawing was sent")
+        try:
+            images.check_bounds(data.files[0][1], MAX_DRAWING_PIXELS)
+        except ValueError as error:
+            refuse_blob(413 if isinstance(error, images.TooLarge) else 400, f"The drawing was refused: {error}")
+        with PENDING_DRAWINGS_LOCK:
+            super().accept_blobs(data)
+            while len(self.blob_storage) > 1 and pending_bytes(self.blob_storage) > MAX_PENDING_DRAWING_BYTES:
+                self.blob_storage.pop(next(iter(self.blob_storage)))
+
+
+PENDING_DRAWINGS_LOCK = threading.Lock()  # accept_blobs runs in Gradio's thread pool
+
+
+def refuse_blob(status, message):
+    REFUSALS.info("refused a drawing upload: %s", message)
+    raise HTTPException(status_code=status, detail=message)
+
+
+def pending_bytes(blob_storage):
+    """Bytes held by gr.ImageEditor's blob_storage (id -> EditorDataBlobs)."""
+    return sum(len(blob) for blobs in blob_storage.values()
+               for blob in (blobs.background, blobs.composite, *blobs.layers) if blob is not None)
 
 
 class FormNumber(gr.Number):
@@ -110,3 +183,46 @@ def release_if_idle(state_holder, session_hash, closed_at):
     last_used = state_holder.time_last_used.get(session_hash)
     if session_hash in state_holder and (last_used is None or last_used <= closed_at):
         state_holder.delete_state(session_hash)
+
+
+class RefusalAwareTraceback:
+    """Stands in for the `traceback` module in gradio.queueing and gradio.routes: for a
+    gr.Error (a refused request: our messages and Gradio's own input checks) print_exc()
+    writes one log line instead of a traceback; for anything else, the full traceback."""
+
+    def __getattr__(self, name):
+        return getattr(traceback, name)
+
+    def print_exc(self, *args, **kwargs):
+        error = sys.exc_info()[1]
+        if not isinstance(error, gr.Error):
+            traceback.print_exc(*args, **kwargs)
+            return
+        api_name = getattr(sys._getframe(1).f_locals.get("fn"), "api_name", None)
+        where = f" /{api_name}" if api_name else ""
+        text = " ".join(f"{error.title + ': ' if error.title else ''}{error.message}".split())
+        REFUSALS.info("refused%s: %s", where, text)
+
+
+def quiet_refusals():
+    """Installs RefusalAwareTraceback where Gradio prints the traceback of a failed event.
+
+    Relies on: gradio.queueing and gradio.routes calling `traceback.print_exc()` (the
+    module-level name `traceback`) inside the `except` that caught an event's error, with
+    the event's BlockFunction as the local `fn` (only used to name the endpoint in the
+    line). Guarded by tests/test_guards.py::test_a_refused_request_logs_one_line_not_a_traceback
+    and ::test_refusals_log_one_line_and_other_errors_keep_their_traceback.
+    """
+    for module in (gradio.queueing, gradio.routes):
+        module.traceback = RefusalAwareTraceback()
+
+
+def files_gradio_keeps(demo):
+    """The cached files Gradio keeps for the page itself (components' initial values),
+    which the cache pruner must never delete.
+
+    Relies on: each component's `keep_in_cache` set of paths, the set Gradio's own
+    delete_cache skips (gradio.route_utils.delete_files_created_by_app). Guarded by
+    tests/test_guards.py::test_the_cache_stays_under_its_cap_after_500_uploads (a kept file survives).
+    """
+    return {path for block in list(demo.blocks.values()) for path in getattr(block, "keep_in_cache", ())}

@@ -64,10 +64,11 @@ def shipped_source(predictor, predictions=None):
 
 
 def trained_source(model):
-    """The session's model, with the official test images of the dataset it trained on."""
+    """The session's model, with the official test images of the dataset it trained on (the
+    first ones only, for a stopped run that was tested on a subset)."""
     dataset = data.load_cifar10_cached()
     probabilities = model.test_probabilities
-    return Source(TRAINED, probabilities, dataset.y_test, np.argmax(probabilities, axis=1),
+    return Source(TRAINED, probabilities, dataset.y_test[: len(probabilities)], np.argmax(probabilities, axis=1),
                   lambda index: dataset.x_test[index], model.predictor)
 
 
@@ -182,11 +183,12 @@ def closed_views():
 def comparison(shipped, trained, kind_name):
     """Where the session's model and the shipped one disagree on the test set: a summary
     and gallery items captioned "true: shipped → yours"."""
-    if len(trained.labels) != len(shipped.labels) or not np.array_equal(trained.labels, shipped.labels):
-        return (f"Your model was tested on {len(trained.labels):,} images that are not the official test set the "
+    tested = len(trained.labels)  # fewer than the whole test set for a stopped run: its first images
+    if tested > len(shipped.labels) or not np.array_equal(trained.labels, shipped.labels[:tested]):
+        return (f"Your model was tested on {tested:,} images that are not the official test set the "
                 f"shipped predictions cover ({len(shipped.labels):,}), so there is nothing to compare."), []
-    kinds = compare_predictions(shipped.predictions, trained.predictions, shipped.labels)
-    summary = (f"Your model changed **{len(kinds['changed']):,}** of the {len(shipped.labels):,} test predictions: "
+    kinds = compare_predictions(shipped.predictions[:tested], trained.predictions, trained.labels)
+    summary = (f"Your model changed **{len(kinds['changed']):,}** of the {tested:,} test predictions: "
                f"fixed {len(kinds['fixed']):,} (shipped wrong, yours right), broke {len(kinds['broken']):,}, "
                f"and {len(kinds['both_wrong']):,} are wrong both times in different ways.")
     chosen = kinds[CHANGE_KINDS[kind_name]][:CHANGES_SHOWN]

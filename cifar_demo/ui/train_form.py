@@ -50,7 +50,7 @@ def build_form():
     """Lays out the preset choice, the starting point and the settings (the Quick preset's
     values, editable only with Custom)."""
     quick = training.preset("Quick")
-    preset_name = gr.Radio(PRESET_CHOICES, value="Quick", label="Preset")
+    preset_name = gr.Radio(PRESET_CHOICES, value="Quick", label="Preset", elem_id="train-preset")
     start_from = gr.Radio([FROM_SCRATCH, FINE_TUNE], value=FROM_SCRATCH, label="Start from")
     with gr.Accordion("Settings (editable with Custom)", open=False):
         settings = [

@@ -8,6 +8,8 @@ ui/train_form.py; the trained model lives in the person's session state only (ui
 
 import dataclasses
 import html
+import logging
+import threading
 import time
 
 import gradio as gr
@@ -16,21 +18,29 @@ import numpy as np
 from cifar_demo import CLASSES, data, plots, training
 from cifar_demo.predictions import GRID_IMAGES
 from cifar_demo.ui.downloads import save_downloads
+from cifar_demo.ui.event_streams import STREAM_GRACE_SECONDS, STREAMS
 from cifar_demo.ui.session import TrainedModel
 from cifar_demo.ui.train_form import build_form, config_from_form, describe_config, show_preset
 from cifar_demo.ui.training_runs import (
     EvaluationProgress,
     RunFailed,
     RunFinished,
-    RunInProgress,
+    RunRefused,
     TrainingSlot,
     format_duration,
 )
 
 REFRESH_SECONDS = 1.0       # at most one page update per second while a run streams
-SLOT_WAIT_SECONDS = 120     # how long a run waits for an abandoned one to wind down
+SLOT_WAIT_SECONDS = 10      # how long an admitted run waits for an abandoned one to finish its batch
 
 SLOT = TrainingSlot()
+LOG = logging.getLogger(__name__)
+
+
+def client_address(request):
+    """The client's IP address as the server sees it (a proxy's unless it forwards the
+    client's and uvicorn trusts it: FORWARDED_ALLOW_IPS), or None."""
+    return request.client.host if request.client is not None else None
 
 
 def progress_html(fraction, text, kind="running"):
@@ -85,6 +95,43 @@ class RunView:
         )
 
 
+class TrainingData:
+    """Iterating yields status bars while CIFAR-10 loads: the download's megabytes when it
+    downloads (on a Space, once after every restart), an error bar when it fails; then
+    `dataset` holds it (None after a failure)."""
+
+    def __init__(self, poll_seconds=1.0):
+        self.dataset = None
+        self._poll_seconds = poll_seconds
+
+    def __iter__(self):
+        if not data.needs_download():
+            try:
+                self.dataset = data.load_cifar10_cached()
+            except ValueError as error:
+                yield progress_html(0, f"No data to train on. {error}", "error")
+            return
+        outcome = {}
+
+        def load():
+            try:
+                outcome["dataset"] = data.load_cifar10_cached()
+            except ValueError as error:
+                outcome["error"] = error
+
+        loader = threading.Thread(target=load, name="cifar10-download", daemon=True)
+        loader.start()
+        while loader.is_alive():
+            done, total = data.download_progress()
+            yield progress_html(done / total, f"Downloading CIFAR-10: {done / 1e6:.0f} of {total / 1e6:.0f} MB. "
+                                "This happens once per server start (on a Space, again after every restart).")
+            loader.join(self._poll_seconds)
+        if "error" in outcome:
+            yield progress_html(0, f"No data to train on. {outcome['error']}", "error")
+            return
+        self.dataset = outcome["dataset"]
+
+
 def results_markdown(outcome, view):
     report = outcome.report
     result = outcome.result
@@ -95,8 +142,11 @@ def results_markdown(outcome, view):
     else:
         ending = "finished"
     per_class = " · ".join(f"{name} {report['per_class_accuracy'][name]:.0%}" for name in CLASSES)
+    tested = f"the {report['images']:,} official test images"
+    if report["images"] < len(data.load_cifar10_cached().y_test):
+        tested = f"the first {report['images']:,} official test images (a stopped run is tested on a subset)"
     return (
-        f"### Test accuracy: {report['accuracy']:.1%} on the {report['images']:,} official test images\n"
+        f"### Test accuracy: {report['accuracy']:.1%} on {tested}\n"
         f"The run {ending} after {result.steps:,} steps in {format_duration(time.perf_counter() - view.started)}.\n\n"
         f"Per class: {per_class}\n\n"
         "Press **Use this model** to see its answer beside the shipped model's on the Classify tab "
@@ -110,7 +160,7 @@ def build(trained_model, tab):
     gr.Markdown(
         "Train the network yourself and watch it learn. **Quick** takes about 2 minutes, "
         "**Standard** about 10; **Custom** lets you set everything. One run trains at a time on "
-        "this server: if someone else's run is going, yours waits its turn in the queue."
+        f"this server: while someone else's run is going, you are told how long it has left. {SLOT.rules()}"
     )
     server_status = gr.Markdown()
     with gr.Row(equal_height=False):
@@ -136,32 +186,65 @@ def build(trained_model, tab):
         line = SLOT.status()
         return f"**Server busy:** {line}" if line else ""
 
+    def check_run(preset_value, start_value, epochs_value, train_size_value, batch_size_value, learning_rate_value,
+                  width_value, augment_value, smoothing_value, seed_value, request: gr.Request):
+        """Gradio's validator for /train, run before the request joins the queue: a bad
+        setting, a busy slot or a fair-use limit refuses it at once, so runs never wait in
+        (or fill) the queue that every other event shares. Admits at most one run at a time."""
+        values = (preset_value, start_value, epochs_value, train_size_value, batch_size_value, learning_rate_value,
+                  width_value, augment_value, smoothing_value, seed_value)
+        try:
+            config = config_from_form(*values)
+            if request.session_hash is None:  # the REST API: its session id is the event's, known only later
+                SLOT.check(config, None, client_address(request))
+            else:
+                SLOT.admit(config, request.session_hash, client_address(request))
+        except (ValueError, RunRefused) as error:
+            LOG.info("refused a training run: %s", error)
+            return [gr.validate(False, str(error))] + [gr.validate(True, "")] * (len(values) - 1)
+        return [gr.validate(True, "")] * len(values)
+
     def train(preset_value, start_value, epochs_value, train_size_value, batch_size_value, learning_rate_value,
               width_value, augment_value, smoothing_value, seed_value, request: gr.Request):
         """Streams a run's progress, curves and, at the end, its results (the /train API)."""
+        owner = request.session_hash
         try:
             config = config_from_form(preset_value, start_value, epochs_value, train_size_value, batch_size_value,
                                       learning_rate_value, width_value, augment_value, smoothing_value, seed_value)
         except ValueError as error:
             raise gr.Error(str(error), title="Cannot start this run") from None
-        hidden = {use_button: gr.update(visible=False), downloads: gr.update(visible=False, value=None),
-                  confusion: gr.update(visible=False), grid: gr.update(visible=False), results: ""}
-        loading = "Loading CIFAR-10..."
-        if data.needs_download():
-            loading = "Downloading CIFAR-10 (about 170 MB, only once)..."
-        yield {status: progress_html(0, loading), curves: None, **hidden}
-        try:
-            dataset = data.load_cifar10_cached()
-        except ValueError as error:
-            yield {status: progress_html(0, f"No data to train on. {error}", "error")}
+        if not STREAMS.wait_for(owner, STREAM_GRACE_SECONDS):
+            SLOT.withdraw(owner)  # nobody listens to this request: it takes nothing shared
+            LOG.info("dropped a training request whose client never listened")
             return
+        run = None
         try:
-            # The queue lets one /train through at a time; a run whose page just closed may
-            # still be finishing its last batch, so wait for it briefly.
-            run = SLOT.start(config, dataset, owner=request.session_hash, wait_seconds=SLOT_WAIT_SECONDS)
-        except (RunInProgress, ValueError) as error:
-            yield {status: progress_html(0, str(error), "error")}
-            return
+            try:
+                SLOT.claim(owner)
+            except RunRefused as error:
+                yield {status: progress_html(0, str(error), "error")}
+                return
+            hidden = {use_button: gr.update(visible=False), downloads: gr.update(visible=False, value=None),
+                      confusion: gr.update(visible=False), grid: gr.update(visible=False), results: ""}
+            yield {status: progress_html(0, "Loading CIFAR-10..."), curves: None, **hidden}
+            loading = TrainingData()
+            for update in loading:
+                yield {status: update}
+            dataset = loading.dataset
+            if dataset is None:
+                return
+            try:
+                run = SLOT.start(config, dataset, owner=owner, address=client_address(request),
+                                 wait_seconds=SLOT_WAIT_SECONDS)
+            except (RunRefused, ValueError) as error:
+                yield {status: progress_html(0, str(error), "error")}
+                return
+        finally:
+            if run is None:
+                SLOT.withdraw(owner)
+        yield from stream_run(run, config)
+
+    def stream_run(run, config):
         view = RunView(config)
         last_refresh = 0.0
         ended = False
@@ -229,7 +312,9 @@ def build(trained_model, tab):
         inputs=[form.preset_name, form.start_from, *form.settings],
         outputs=[status, curves, results, confusion, grid, downloads, use_button, candidate],
         api_name="train",
-        concurrency_limit=1,
+        validator=check_run,
+        # Never queued behind another run: check_run admits one at a time and refuses the rest.
+        concurrency_limit=None,
         concurrency_id="training",
         show_progress="minimal",
     )

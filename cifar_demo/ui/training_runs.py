@@ -11,8 +11,11 @@ ZeroGPU Space it runs in ZeroGPU's forked GPU worker (cifar_demo/zerogpu.py); el
 it runs right here, the same code.
 """
 
+import collections
 import contextlib
 import logging
+import math
+import os
 import queue
 import tempfile
 import threading
@@ -28,10 +31,10 @@ from cifar_demo.backend import device_scope
 from cifar_demo.metrics import summarize
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
-from cifar_demo.training import BatchEnded, Trainer, TrainResult
+from cifar_demo.training import BatchEnded, RunEnded, Trainer, TrainResult
 
-MAX_RUN_SECONDS = 30 * 60   # a run is stopped (keeping what it learned) after this long
 TEST_CHUNK = 1000           # test images per progress update
+STOPPED_TEST_IMAGES = 1000  # a stopped run is tested on the first this many official test images
 STOP_FILES = Path(tempfile.gettempdir()) / "cifar10-studio-stops"
 LOG = logging.getLogger(__name__)
 
@@ -71,8 +74,57 @@ class TrainedWeights:
     time_limited: bool
 
 
-class RunInProgress(RuntimeError):
-    """Raised by TrainingSlot.start while another run holds the slot."""
+class RunRefused(RuntimeError):
+    """A run the server will not start now; the message names the limit and when to try again."""
+
+
+class RunInProgress(RunRefused):
+    """Another run holds the slot (or is about to)."""
+
+
+def image_cost(width_mult, batch_size):
+    """Seconds one training image costs at this width and batch size, relative to the full
+    model at batch 128: a fixed part plus one growing with the square of the width (the
+    convolutions' multiply-adds), and more per image for small batches. Fitted to
+    `python -m bench.run_cost` (bench/RESULTS.md), rounded up."""
+    return (0.15 + 0.85 * width_mult**2) * (1 + 32 / batch_size) / (1 + 32 / 128)
+
+
+def run_work(config, available_images=50_000):
+    """A run's work in full-width, batch-128 training images: epochs x images x cost."""
+    images = config.train_size or available_images - config.val_size
+    return config.epochs * images * image_cost(config.width_mult, config.batch_size)
+
+
+@dataclass(frozen=True)
+class FairUse:
+    """How much of the one shared training slot one visitor may take."""
+
+    max_seconds: float              # a run is stopped (keeping what it learned) after this long
+    images_per_second: float        # full-width batch-128 training images per second the work cap assumes
+    runs_per_hour_per_session: int  # runs one browser session may start in any hour
+    runs_per_hour_per_address: int  # runs one IP address (as the server sees it) may start in any hour
+
+    @property
+    def max_work(self):
+        """The largest run (run_work) that fits the time limit at the assumed speed."""
+        return self.max_seconds * self.images_per_second
+
+    @classmethod
+    def for_this_server(cls):
+        """The limits where this process runs: 20-minute runs on a public Space (SYSTEM=spaces),
+        a ZeroGPU lease's length there, 30 minutes elsewhere; CIFAR10_STUDIO_RUNS_PER_HOUR
+        runs per session an hour (default 4), twice as many per address."""
+        runs = int(os.environ.get("CIFAR10_STUDIO_RUNS_PER_HOUR", "4"))  # per session; twice that per address
+        gpu_seconds = zerogpu.max_run_seconds()
+        if gpu_seconds is not None:
+            # A GPU trains this small network many times faster than the CPUs here; the lease ends the run anyway.
+            return cls(gpu_seconds, images_per_second=2000, runs_per_hour_per_session=runs,
+                       runs_per_hour_per_address=2 * runs)
+        # 90 images/s: the slow end of full-model training measured on 2-core CPUs (DESIGN.md, bench/RESULTS.md).
+        on_space = os.environ.get("SYSTEM") == "spaces"
+        return cls(20 * 60 if on_space else 30 * 60, images_per_second=90, runs_per_hour_per_session=runs,
+                   runs_per_hour_per_address=2 * runs)
 
 
 class StopSignal:
@@ -179,20 +231,23 @@ def training_events(config, data, stop, max_seconds, poll_seconds=0.5):
         yield RunFailed("The run was abandoned.")
         return
     result = outcome["result"]
+    # A stopped run (by its owner or the time limit) has already freed the slot: it is
+    # tested on a fixed subset, seconds instead of minutes.
+    tested = min(STOPPED_TEST_IMAGES, len(data.x_test)) if result.stopped else len(data.x_test)
     # Scored on the device it trained on. Keras' device scope belongs to a thread and this
     # generator may be resumed by another, so it is entered around each step, never across
     # a yield.
     with device_scope(trainer.device):
         predictor = Predictor(result.model)
     chunks = []
-    for start in range(0, len(data.x_test), TEST_CHUNK):
+    for start in range(0, tested, TEST_CHUNK):
         with device_scope(trainer.device):
-            chunks.append(predictor.predict_proba(data.x_test[start : start + TEST_CHUNK]))
-        yield EvaluationProgress(min(start + TEST_CHUNK, len(data.x_test)), len(data.x_test))
+            chunks.append(predictor.predict_proba(data.x_test[start : min(start + TEST_CHUNK, tested)]))
+        yield EvaluationProgress(min(start + TEST_CHUNK, tested), tested)
     probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
     weights = [np.asarray(w, dtype=np.float32) for w in result.model.get_weights()]
     yield TrainedWeights(weights, result.config, result.history, result.stopped, result.steps,
-                         summarize(probabilities, data.y_test), probabilities, limit["hit"])
+                         summarize(probabilities, data.y_test[:tested]), probabilities, limit["hit"])
 
 
 def on_this_machine(weights):
@@ -265,6 +320,8 @@ class ActiveRun:
             for event in self._stream:
                 if isinstance(event, BatchEnded):
                     self.latest = event
+                if isinstance(event, RunEnded) and event.stopped:
+                    self._on_done(self)  # a stopped run frees the slot before its short test
                 if isinstance(event, TrainedWeights):
                     final = on_this_machine(event)
                     break
@@ -280,22 +337,76 @@ class ActiveRun:
 
 
 class TrainingSlot:
-    """Holds at most one ActiveRun for the whole server."""
+    """Holds at most one ActiveRun for the whole server, and decides who may start one: the
+    fair-use limits (a cap on a run's work, runs per hour per session and per address) and
+    an admission that reserves the slot for one request between its check, before it joins
+    Gradio's queue, and its start. A refused request never waits anywhere."""
 
-    def __init__(self, max_seconds=None):
-        self.max_seconds = max_seconds if max_seconds is not None else zerogpu.max_run_seconds() or MAX_RUN_SECONDS
+    ADMISSION_SECONDS = 20  # an admitted request that has not claimed its place by then loses it
+
+    def __init__(self, fair_use=None, clock=time.monotonic):
+        self.fair_use = fair_use if fair_use is not None else FairUse.for_this_server()
+        self._clock = clock
         self._guard = threading.Condition()
         self._active: ActiveRun | None = None
+        self._admitted: tuple[str, float] | None = None  # (owner, deadline; inf once claimed)
+        self._starts = collections.defaultdict(collections.deque)  # ("session" | "address", id) -> start times
 
-    def start(self, config, data, owner, wait_seconds=0.0):
-        """Reserves the slot for `owner`'s run, which runs as its `events()` are iterated.
-        While another run holds the slot, waits up to `wait_seconds` for it to end (a
-        stopped run finishes its batch first), then raises RunInProgress. ValueError for a
-        bad config."""
+    @property
+    def max_seconds(self):
+        return self.fair_use.max_seconds
+
+    def rules(self):
+        """The fair-use limits in a sentence, for the people they apply to."""
+        fair = self.fair_use
+        return (f"Runs stop after {format_duration(fair.max_seconds)} (keeping what they learned), and each "
+                f"browser session may start {fair.runs_per_hour_per_session} an hour.")
+
+    def admit(self, config, owner, address=None):
+        """Checks that `owner` (a session id) from `address` may start `config` now and
+        reserves the slot for them: the start counts against their hourly limits. ValueError
+        for a bad config, RunRefused naming the limit otherwise."""
+        with self._guard:
+            self._check(config, owner, address)
+            self._count(owner, address)
+            self._admitted = (owner, self._clock() + self.ADMISSION_SECONDS)
+
+    def check(self, config, owner, address=None):
+        """What admit checks, without reserving or counting anything."""
+        with self._guard:
+            self._check(config, owner, address)
+
+    def claim(self, owner):
+        """Keeps `owner`'s admission until they start or withdraw (their request is running
+        and someone is listening to it); RunInProgress when it has lapsed and another took it."""
+        with self._guard:
+            if not self._admitted_now(owner):
+                self._check_free(owner)
+            self._admitted = (owner, math.inf)
+
+    def withdraw(self, owner):
+        """Gives up `owner`'s admission (their request ended without starting a run)."""
+        with self._guard:
+            if self._admitted is not None and self._admitted[0] == owner:
+                self._admitted = None
+
+    def start(self, config, data, owner, address=None, wait_seconds=0.0):
+        """Takes the slot for `owner`'s run, which runs as its `events()` are iterated. An
+        admitted owner starts without being counted again; anyone else is checked and
+        counted here. While another run holds the slot, waits up to `wait_seconds` for it to
+        end (a stopped run finishes its batch first). ValueError for a bad config,
+        RunRefused (RunInProgress when the slot is taken) otherwise."""
         config.validate()
         with self._guard:
             if not self._guard.wait_for(lambda: self._active is None, timeout=wait_seconds):
-                raise RunInProgress(self._active.describe())
+                raise RunInProgress(self._busy_message())
+            available = len(data.x_train)
+            if self._admitted_now(owner):
+                self._check_work(config, available)
+            else:
+                self._check(config, owner, address, available)
+                self._count(owner, address)
+            self._admitted = None
             run = ActiveRun(config, data, owner, self._release, self.max_seconds)
             self._active = run
         return run
@@ -314,6 +425,56 @@ class TrainingSlot:
         with self._guard:
             run = self._active
         return None if run is None else run.describe()
+
+    def _admitted_now(self, owner):
+        return self._admitted is not None and self._admitted[0] == owner and self._clock() < self._admitted[1]
+
+    def _busy_message(self):
+        return f"{self._active.describe()} One run trains at a time on this server: try again when it ends."
+
+    def _check_free(self, owner):
+        if self._active is not None:
+            raise RunInProgress(self._busy_message())
+        if self._admitted is not None and self._admitted[0] != owner and self._clock() < self._admitted[1]:
+            raise RunInProgress("Another person's run is about to start. One run trains at a time on this server: "
+                                "try again in a minute.")
+
+    def _check_work(self, config, available_images):
+        work, limit = run_work(config, available_images), self.fair_use.max_work
+        if work > limit:
+            images = config.train_size or available_images - config.val_size
+            raise RunRefused(
+                f"This run is too large for the {format_duration(self.max_seconds)} run limit: {config.epochs} "
+                f"epoch(s) of {images:,} images at width {config.width_mult:g}, batch {config.batch_size}, is about "
+                f"{work:,.0f} full-model training images, and one run may do at most {limit:,.0f} here. "
+                "Use fewer epochs or images, a smaller width or a larger batch.")
+
+    def _check(self, config, owner, address, available_images=50_000):
+        """Every limit, in the order a person can act on them; `available_images`: the
+        training set's size (the whole CIFAR-10 before the data is loaded)."""
+        config.validate()
+        self._check_work(config, available_images)
+        self._check_free(owner)
+        now = self._clock()
+        for kind, key, limit in (("session", owner, self.fair_use.runs_per_hour_per_session),
+                                 ("address", address, self.fair_use.runs_per_hour_per_address)):
+            if key is None:
+                continue
+            starts = self._starts[(kind, key)]
+            while starts and now - starts[0] >= 3600:
+                starts.popleft()
+            if len(starts) >= limit:
+                who = "this browser session" if kind == "session" else "your network address"
+                raise RunRefused(
+                    f"{len(starts)} run{'s were' if len(starts) > 1 else ' was'} started from {who} in the last "
+                    f"hour, and each {kind} may start "
+                    f"{limit} an hour on this server. Try again in {format_duration(starts[0] + 3600 - now)}.")
+
+    def _count(self, owner, address):
+        now = self._clock()
+        for kind, key in (("session", owner), ("address", address)):
+            if key is not None:
+                self._starts[(kind, key)].append(now)
 
     def _release(self, run):
         with self._guard:

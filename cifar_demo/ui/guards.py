@@ -1,0 +1,122 @@
+"""Limits on the routes that take files, as pure ASGI middleware in front of Gradio's routes.
+
+Gradio's `/gradio_api/upload` needs no session and has no rate limit, and one request may
+carry up to 1,000 files of `max_file_size` each. UploadGuard refuses, before Gradio reads
+a byte: an upload or drawing request (`/gradio_api/component_server`, where the canvas
+sends its images) without a Content-Length or larger than one file (413/411), and uploads
+beyond a per-client token bucket (429). The client is the IP address as Gradio reports it
+(`gr.Request.client.host`: uvicorn's, which follows X-Forwarded-For only from the proxies
+FORWARDED_ALLOW_IPS trusts); IPv6 clients are counted per /64, what one host usually holds.
+A reverse proxy in front of a public deployment should still limit every route (README).
+"""
+
+import ipaddress
+import logging
+import math
+import os
+import time
+from collections import OrderedDict
+
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+
+from cifar_demo import images
+from cifar_demo.ui import upload_cache
+
+LOG = logging.getLogger("cifar_demo.refused")
+UPLOAD_PATH = "/gradio_api/upload"
+DRAWING_PATH = "/gradio_api/component_server"
+# One file at the upload limit plus its multipart envelope (a few hundred bytes).
+MAX_BODY_BYTES = images.MAX_FILE_BYTES + 64 * 1024
+# A person uploads a photo every few seconds at most; a script that uploads more than this
+# is throttled. Environment variables for deployments and tests.
+UPLOADS_PER_MINUTE = float(os.environ.get("CIFAR10_STUDIO_UPLOADS_PER_MINUTE", "60"))
+UPLOAD_BURST = int(os.environ.get("CIFAR10_STUDIO_UPLOAD_BURST", "30"))
+# Clients remembered at once (least recently seen forgotten first): bounds the memory an
+# attacker with many addresses can make the limiter hold.
+MAX_CLIENTS = 10_000
+
+
+def middleware():
+    """The app's middleware, in order (the first sees a request first), for
+    `demo.launch(app_kwargs={"middleware": middleware()})`."""
+    return [Middleware(UploadGuard)]
+
+
+class RateLimiter:
+    """A token bucket per client: `burst` requests at once, refilled at `per_minute`."""
+
+    def __init__(self, per_minute=UPLOADS_PER_MINUTE, burst=UPLOAD_BURST, max_clients=MAX_CLIENTS,
+                 clock=time.monotonic):
+        if per_minute <= 0 or burst < 1 or max_clients < 1:
+            raise ValueError(f"a rate limit needs per_minute > 0, burst >= 1 and max_clients >= 1, "
+                             f"got {per_minute}, {burst} and {max_clients}")
+        self.rate, self.burst, self.max_clients, self.clock = per_minute / 60.0, burst, max_clients, clock
+        self.buckets = OrderedDict()  # client -> [tokens, time of last refill, refusing since]
+
+    def wait(self, client):
+        """0 when `client` may go now (and counts it), else the seconds until it may."""
+        now = self.clock()
+        tokens, last, refusing = self.buckets.pop(client, (self.burst, now, None))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self.remember(client, [tokens - 1, now, None])
+            return 0.0
+        self.remember(client, [tokens, now, refusing if refusing is not None else now])
+        if refusing is None:  # one log line when a client starts being refused, not one per request
+            LOG.info("refusing uploads from %s: over %g per minute (burst %d)", client, self.rate * 60, self.burst)
+        return (1 - tokens) / self.rate
+
+    def remember(self, client, bucket):
+        self.buckets[client] = bucket
+        while len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+
+
+def client_of(scope):
+    """The client's address as Gradio reports it; an IPv6 address as its /64 network."""
+    host = (scope.get("client") or ("unknown", 0))[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return str(ipaddress.ip_network(f"{host}/64", strict=False)) if address.version == 6 else host
+
+
+class UploadGuard:
+    """Pure ASGI middleware: body bounds on the file routes, a rate limit on uploads."""
+
+    def __init__(self, app, limiter=None, max_body=MAX_BODY_BYTES):
+        self.app, self.limiter, self.max_body = app, limiter or RateLimiter(), max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        path = scope["path"].rstrip("/")
+        is_upload = path.endswith(UPLOAD_PATH)
+        if not is_upload and not path.endswith(DRAWING_PATH):
+            return await self.app(scope, receive, send)
+        refusal = self.refusal(scope, is_upload)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        await self.app(scope, receive, send)
+        if is_upload:
+            upload_cache.wake()  # the cache may be over its cap now
+
+    def refusal(self, scope, is_upload):
+        """The response refusing this request, or None to let it through."""
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is None or not length.isdigit():
+            return PlainTextResponse("An upload must state its Content-Length.\n", status_code=411)
+        if int(length) > self.max_body:
+            return PlainTextResponse(
+                f"The upload is too large ({int(length) / 2**20:.1f} MB); the limit is one file of "
+                f"{images.MAX_FILE_BYTES / 2**20:.0f} MB.\n", status_code=413)
+        if is_upload:
+            wait = self.limiter.wait(client_of(scope))
+            if wait > 0:
+                return PlainTextResponse(
+                    f"Too many uploads: at most {self.limiter.rate * 60:g} a minute (bursts of "
+                    f"{self.limiter.burst}); try again in {math.ceil(wait)} s.\n",
+                    status_code=429, headers={"Retry-After": str(math.ceil(wait))})
+        return None
