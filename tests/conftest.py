@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cifar_demo.data import Cifar10
+from tests.browser_pages import ARTIFACTS, CHROMIUM, LAPTOP
 from tests.local_server import AppFailedToStart, start_app, stop_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,21 +94,22 @@ def wait_for_progress(job, reports=1, timeout=120):
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """Starts `python app.py` (the real app, shipped weights); yields (URL, log path).
+def serve_app(folder, **environment):
+    """Starts `python app.py` (the real app, shipped weights) with `environment` added and
+    yields (URL, log path) until the caller is done, then stops it.
 
     Its training data is a generated toy set (CIFAR10_PATH points at it), so runs
-    started by the tests take seconds and never need the real dataset.
+    started by the tests take seconds and never need the real dataset; closed pages are
+    freed after 2 s.
     """
-    folder = tmp_path_factory.mktemp("app")
     toy = toy_dataset(train=1500, test=300, seed=1)
     np.savez(folder / "toy_cifar10.npz", x_train=toy.x_train, y_train=toy.y_train, x_test=toy.x_test, y_test=toy.y_test)
     log_path = folder / "app.log"
     try:
         process, url = start_app(log_path, CIFAR10_PATH=str(folder / "toy_cifar10.npz"),
-                                 CIFAR10_STUDIO_SESSION_GRACE="2",  # closed pages freed after 2 s
-                                 CIFAR10_STUDIO_RUNS_PER_HOUR="50")  # the tests' runs all come from one address
+                                 CIFAR10_STUDIO_SESSION_GRACE="2",
+                                 CIFAR10_STUDIO_RUNS_PER_HOUR="50",  # the tests' runs all come from one address
+                                 **environment)
     except AppFailedToStart as error:
         pytest.fail(str(error))
     try:
@@ -117,8 +119,46 @@ def app_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The real app on a free loopback port; yields (URL, log path)."""
+    yield from serve_app(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="session")
 def app_url(app_server):
     return app_server[0]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, driven by Playwright) for one test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url, request):
+    """A fresh laptop-sized page on `app_url` (a module may serve its own app under that
+    name); saves a screenshot under test-artifacts/ if the test fails."""
+    page = browser.new_page(viewport=LAPTOP)
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Classify").first.wait_for()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and not page.is_closed():
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    if not page.is_closed():
+        page.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -2,6 +2,7 @@
 benchmarks that must talk to the real app exactly as a browser or API client does."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,15 +25,20 @@ def free_port():
 
 def start_app(log_path, **environment):
     """Runs app.py with `environment` added, logging to `log_path`; returns (process, url)
-    once it accepts connections. Raises AppFailedToStart (after killing it) otherwise."""
+    once it accepts connections. Raises AppFailedToStart (after killing it) otherwise.
+
+    It serves on loopback unless `environment` sets GRADIO_SERVER_NAME (0.0.0.0, as a Space
+    does), always on a free port; the URL is the loopback one either way. The app runs in
+    its own process group, so stop_app also ends the Node server an SSR run starts."""
     port = free_port()
     # Every test and benchmark client shares 127.0.0.1, so the per-client upload limit is
     # lifted unless a caller sets it (tests/test_guards.py does).
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
-           "CIFAR10_STUDIO_UPLOADS_PER_MINUTE": "1000000", "CIFAR10_STUDIO_UPLOAD_BURST": "1000000", **environment,
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}  # loopback, the port found above
+           "CIFAR10_STUDIO_UPLOADS_PER_MINUTE": "1000000", "CIFAR10_STUDIO_UPLOAD_BURST": "1000000",
+           "GRADIO_SERVER_NAME": "127.0.0.1", **environment, "GRADIO_SERVER_PORT": str(port)}
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None or time.monotonic() > deadline:
@@ -46,9 +52,15 @@ def start_app(log_path, **environment):
 
 
 def stop_app(process):
+    """Asks the app to stop (Gradio then stops its Node server too); kills its process
+    group if it has not stopped within 20 s, or if anything it started outlived it."""
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the whole group has exited

@@ -1,77 +1,28 @@
 """The real page in headless Chromium (Debian's /usr/bin/chromium driven by Playwright)."""
 
-import os
 import time
-from pathlib import Path
 
-import pytest
+from tests.browser_pages import (
+    CLASS_NAMES,
+    LAPTOP,
+    draw_a_stroke,
+    needs_chromium,
+    open_confusion_cell,
+    predicted_label,
+    shipped_example,
+    start_a_tiny_run,
+    stop_the_run,
+    upload_photo,
+    wait_for_heatmap,
+)
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, app_url, request):
-    """A fresh page on the app; saves a screenshot under test-artifacts/ if the test fails."""
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.set_default_timeout(60_000)
-    page.goto(app_url)
-    page.get_by_role("tab", name="Classify").first.wait_for()
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and not page.is_closed():
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    if not page.is_closed():
-        page.close()
-
-
-def fill_until_kept(page, values, tries=5):
-    """Fills form fields and checks they kept their values: the preset's own update (which
-    makes the fields editable) may land after a fill on a slow machine and overwrite it."""
-    for _ in range(tries):
-        for label, value in values.items():
-            field = page.get_by_label(label, exact=True)
-            field.fill(value)
-            field.press("Tab")
-        page.wait_for_timeout(500)
-        if all(page.get_by_label(label, exact=True).input_value() == value for label, value in values.items()):
-            return
-    raise AssertionError(f"the form did not keep {values}")
-
-
-def predicted_label(scope):
-    """The big heading of the (first) gr.Label in `scope`, once it shows a class."""
-    heading = scope.locator("[data-testid='label-output-value'] h2, .output-class").first
-    heading.wait_for()
-    return heading.inner_text().strip()
+pytestmark = needs_chromium
 
 
 def test_click_an_example_and_see_a_label(page):
     page.get_by_text("CIFAR-10 test images: click one").wait_for()
     page.locator("button.gallery-item, .gallery-item").first.click()
-    label = predicted_label(page)
-    assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+    assert predicted_label(page) in CLASS_NAMES
     page.locator(".pixelated img").last.wait_for()  # the 32x32 the model saw, enlarged
 
 
@@ -79,10 +30,8 @@ def test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message(page, tmp_path
     from PIL import Image
 
     photo = tmp_path / "ship.png"
-    Image.open(sorted(EXAMPLES.glob("*_ship.png"))[0]).resize((200, 150)).save(photo)
-    upload = page.locator("input[type=file]").first
-    upload.set_input_files(str(photo))
-    assert predicted_label(page) == "ship"
+    Image.open(shipped_example("ship")).resize((200, 150)).save(photo)
+    assert upload_photo(page, photo) == "ship"
     page.locator("button[aria-label='Remove Image']").first.click()  # clear it, as a person would
     (tmp_path / "notes.jpg").write_text("not a picture")
     page.locator("input[type=file]").first.set_input_files(str(tmp_path / "notes.jpg"))
@@ -94,15 +43,12 @@ def test_heatmap_follows_the_upload_and_noise_gets_the_ood_warning(page, tmp_pat
     import numpy as np
     from PIL import Image
 
-    page.locator("input[type=file]").first.set_input_files(str(sorted(EXAMPLES.glob("*_ship.png"))[0]))
-    assert predicted_label(page) == "ship"
-    heatmap = page.locator("#heatmap")
-    heatmap.locator("img").wait_for()
-    heatmap.get_by_text("Why ship").wait_for()
+    assert upload_photo(page, shipped_example("ship")) == "ship"
+    wait_for_heatmap(page, "ship")
     assert "Looks like a CIFAR-10 photo" in page.locator("#ood-notice").inner_text()
     page.locator("#explain-class input").fill("cat")  # why not cat?
     page.get_by_role("option", name="cat", exact=True).click()
-    heatmap.get_by_text("Why cat").wait_for()
+    wait_for_heatmap(page, "cat")
     page.locator("button[aria-label='Remove Image']").first.click()
     noise = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(noise)
@@ -112,40 +58,13 @@ def test_heatmap_follows_the_upload_and_noise_gets_the_ood_warning(page, tmp_pat
 
 
 def test_draw_strokes_and_see_a_label(page):
-    page.get_by_role("tab", name="Draw").click()
-    # Opening the tab picks the brush, so a person can draw at once.
-    page.get_by_text("select the draw tool to start").wait_for(state="hidden")
-    canvas = page.locator("#drawing canvas").first
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
-    page.mouse.down()
-    for i in range(1, 21):
-        along = 0.3 + 0.02 * i
-        page.mouse.move(box["x"] + box["width"] * along, box["y"] + box["height"] * along, steps=2)
-    page.mouse.up()
-    page.locator(".pixelated img").last.wait_for()
-    label = predicted_label(page)
-    assert label in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+    assert draw_a_stroke(page) in CLASS_NAMES
 
 
 def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_server):
-    page.get_by_role("tab", name="Train").click()
-    page.get_by_label("Custom").check()
-    page.get_by_text("Settings (editable with Custom)").click()
-    page.get_by_label("Epochs", exact=True).wait_for()
-    fill_until_kept(page, {"Epochs": "30", "Training images": "500", "Batch size": "16"})
-    page.locator("#start-training").click()
-    status = page.locator("#run-status")
-    status.get_by_text("Epoch 1/30").wait_for()
-    assert "Keras" in status.inner_text() and "CPU" in status.inner_text()  # which backend and device train
-    curves = page.locator("#training-curves img")
-    curves.wait_for()
-    first = curves.get_attribute("src")
-    page.wait_for_function(
-        "src => { const img = document.querySelector('#training-curves img'); return img && img.src !== src; }",
-        arg=first,
-    )  # the curves were redrawn while the run went on
-    other = browser.new_page(viewport={"width": 1280, "height": 1000})
+    status = start_a_tiny_run(page)
+    assert "Keras" in status and "CPU" in status  # which backend and device train
+    other = browser.new_page(viewport=LAPTOP)
     try:  # someone else, meanwhile, is told at once why they cannot start a run
         other.goto(page.url)
         other.get_by_role("tab", name="Train").click()
@@ -155,9 +74,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
         assert "in progress" in refusal.inner_text() and "min left" in refusal.inner_text()
     finally:
         other.close()
-    page.locator("#stop-training").click()
-    page.locator("#run-results").get_by_text("stopped by you").wait_for()
-    assert "Test accuracy" in page.locator("#run-results").inner_text()
+    assert "Test accuracy" in stop_the_run(page)
     page.locator("#use-model").click()
     page.get_by_role("tab", name="Classify").click()
     page.locator(".gallery-item").first.click()
@@ -170,7 +87,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.locator("#compare-summary").get_by_text("not the official test set").wait_for()
 
     # Another browser session never sees this model...
-    other = browser.new_page(viewport={"width": 1280, "height": 1000})
+    other = browser.new_page(viewport=LAPTOP)
     try:
         other.goto(app_server[0])
         other.locator(".gallery-item").first.click()
@@ -191,13 +108,8 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
 
 
 def test_mistakes_tab_filters_by_a_confusion_cell_and_opens_an_image(page):
-    page.get_by_role("tab", name="Mistakes").click()
-    page.locator("#mistakes-summary").get_by_text("test accuracy").wait_for()
-    page.locator("#confusion-table [data-testid='cell-3-6']").click()  # true cat, predicted dog
-    page.locator("#mistakes-page").get_by_text("true class cat predicted dog").wait_for()
-    captions = page.locator("#mistakes-gallery .caption-label")
-    assert captions.count() > 0
-    assert all(text.startswith("cat → dog") for text in captions.all_inner_texts())
+    captions = open_confusion_cell(page)  # true cat, predicted dog
+    assert captions and all(text.startswith("cat → dog") for text in captions)
     page.locator("#mistakes-gallery .thumbnail-item").first.click()
     assert predicted_label(page.locator("#opened-label")) == "dog"
 

@@ -136,7 +136,12 @@ def launch_settings():
     upload guards (guards.middleware), result-stream tracking that lets unheard events
     expire (event_streams.middleware), no monitoring dashboard, and only the messages the
     app raises on purpose (gr.Error) shown to users, never the text of an unexpected
-    exception (it can name files and internals)."""
+    exception (it can name files and internals).
+
+    Server-side rendering is left to GRADIO_SSR_MODE, which Spaces set to True: Gradio then
+    puts Node (20 or newer) on the public port in front of Python on the next free port.
+    It works with this app (tests/test_ssr.py runs it that way); Gradio 6.31 renders only
+    the page's shell on the server, the components still mount in the browser."""
     return {
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

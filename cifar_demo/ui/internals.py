@@ -50,7 +50,8 @@ class UploadedImage(gr.Image):
     and ::test_odd_but_valid_uploads_are_classified, tests/test_app_api.py::
     test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving, and in the browser
     tests/test_browser.py::test_click_an_example_and_see_a_label and
-    ::test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message.
+    ::test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message, and with Node's
+    server-side rendering tests/test_ssr.py::test_upload_a_photo_see_its_label_and_heatmap.
     """
 
     is_template = True
@@ -78,7 +79,8 @@ class DrawingCanvas(gr.Sketchpad):
     tests/test_app_api.py::test_drawing_endpoint_hints_on_a_blank_canvas_and_classifies_a_drawing,
     tests/test_guards.py::test_a_declared_12000x12000_png_is_refused_quickly_without_memory
     and ::test_drawing_blobs_are_bounded, and, for the front end (which sends blobs),
-    tests/test_browser.py::test_draw_strokes_and_see_a_label.
+    tests/test_browser.py::test_draw_strokes_and_see_a_label and (server-side rendered)
+    tests/test_ssr.py::test_draw_and_see_a_label.
     """
 
     is_template = True
