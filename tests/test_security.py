@@ -27,6 +27,10 @@ def test_launch_settings_fit_a_public_space(monkeypatch):
                                                                              event_streams.StreamTracker]
     assert "allowed_paths" not in settings and "blocked_paths" not in settings
     assert settings["server_name"] == "127.0.0.1"  # a Space sets GRADIO_SERVER_NAME itself
+    monkeypatch.delenv("SYSTEM", raising=False)
+    assert launch_settings()["ssr_mode"] is False  # Node would pass on a client's claimed address
+    monkeypatch.setenv("SYSTEM", "spaces")
+    assert launch_settings()["ssr_mode"] is None  # GRADIO_SSR_MODE decides, as a Space sets it
 
 
 def test_queue_is_bounded_and_cache_is_cleaned(demo):

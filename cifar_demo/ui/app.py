@@ -138,10 +138,13 @@ def launch_settings():
     app raises on purpose (gr.Error) shown to users, never the text of an unexpected
     exception (it can name files and internals).
 
-    Server-side rendering is left to GRADIO_SSR_MODE, which Spaces set to True: Gradio then
-    puts Node (20 or newer) on the public port in front of Python on the next free port.
-    It works with this app (tests/test_ssr.py runs it that way); Gradio 6.31 renders only
-    the page's shell on the server, the components still mount in the browser."""
+    Server-side rendering: on a Space (SYSTEM=spaces) it is left to GRADIO_SSR_MODE, which
+    Spaces set to True: Gradio then puts Node (20 or newer) on the public port in front of
+    Python on the next free port. It works with this app (tests/test_ssr.py runs it that
+    way); Gradio 6.31 renders only the page's shell on the server, the components still
+    mount in the browser. Elsewhere it is off: Node forwards a client's X-Forwarded-For as
+    it came and uvicorn trusts Node (127.0.0.1), so without a proxy in front that sets the
+    header, any visitor could claim any address and slip the per-address limits."""
     return {
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -152,4 +155,5 @@ def launch_settings():
         "show_error": False,
         "css": CSS,
         "theme": gr.themes.Soft(),
+        "ssr_mode": None if os.environ.get("SYSTEM") == "spaces" else False,
     }
