@@ -123,3 +123,21 @@ def test_a_second_run_is_refused_at_once_and_only_its_owner_can_stop_a_run(app_u
     results = shown_value(running.result(timeout=120)[2])
     assert "stopped by you" in results and "first 300 official test images" not in results  # toy set: 300 in all
     assert "finished" in shown_value(second.submit(**TINY_RUN, api_name="/train").result(timeout=120)[2])
+
+
+def test_the_rest_api_trains_through_call_and_its_event_stream(app_url):
+    """curl's way: POST /gradio_api/call/train, then read GET .../call/train/<event id>.
+    The stream is what lets the run start (a request nobody listens to is dropped)."""
+    import json
+
+    import httpx
+
+    with httpx.Client(timeout=300) as http:
+        posted = http.post(f"{app_url}gradio_api/call/train", json={"data": list(tiny_run(epochs_value=1).values())})
+        posted.raise_for_status()
+        event_id = posted.json()["event_id"]
+        with http.stream("GET", f"{app_url}gradio_api/call/train/{event_id}") as stream:
+            events = [line for line in stream.iter_lines() if line.startswith(("event:", "data:"))]
+    assert "event: complete" in events, events[-4:]
+    final = json.loads(events[events.index("event: complete") + 1].removeprefix("data:"))
+    assert "Test accuracy" in shown_value(final[2])

@@ -281,6 +281,13 @@ def test_an_admission_reserves_the_slot_until_it_starts_lapses_or_is_withdrawn()
     slot.start(TINY, data, owner="bob").abandon()  # bob's second run: not admitted, so counted here
     with pytest.raises(RunRefused, match="2 runs were started from this browser session"):
         slot.admit(TINY, "bob")
+    # A REST call has no session id when it is checked: it claims at its start and is counted then.
+    for _ in range(2):
+        slot.claim("rest-event")
+        slot.start(TINY, data, owner="rest-event").abandon()
+    slot.claim("rest-event")
+    with pytest.raises(RunRefused, match="2 runs were started from this browser session"):
+        slot.start(TINY, data, owner="rest-event")
 
 
 def test_a_stopped_run_frees_the_slot_at_once_and_is_tested_on_a_subset(monkeypatch):

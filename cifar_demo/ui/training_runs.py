@@ -349,7 +349,7 @@ class TrainingSlot:
         self._clock = clock
         self._guard = threading.Condition()
         self._active: ActiveRun | None = None
-        self._admitted: tuple[str, float] | None = None  # (owner, deadline; inf once claimed)
+        self._admitted: tuple[str, float, bool] | None = None  # (owner, deadline or inf once claimed, counted)
         self._starts = collections.defaultdict(collections.deque)  # ("session" | "address", id) -> start times
 
     @property
@@ -369,7 +369,7 @@ class TrainingSlot:
         with self._guard:
             self._check(config, owner, address)
             self._count(owner, address)
-            self._admitted = (owner, self._clock() + self.ADMISSION_SECONDS)
+            self._admitted = (owner, self._clock() + self.ADMISSION_SECONDS, True)
 
     def check(self, config, owner, address=None):
         """What admit checks, without reserving or counting anything."""
@@ -380,9 +380,11 @@ class TrainingSlot:
         """Keeps `owner`'s admission until they start or withdraw (their request is running
         and someone is listening to it); RunInProgress when it has lapsed and another took it."""
         with self._guard:
-            if not self._admitted_now(owner):
+            if self._admitted_now(owner):
+                self._admitted = (owner, math.inf, self._admitted[2])
+            else:  # never admitted (a REST call: no session id when the validator ran) or lapsed
                 self._check_free(owner)
-            self._admitted = (owner, math.inf)
+                self._admitted = (owner, math.inf, False)
 
     def withdraw(self, owner):
         """Gives up `owner`'s admission (their request ended without starting a run)."""
@@ -401,7 +403,7 @@ class TrainingSlot:
             if not self._guard.wait_for(lambda: self._active is None, timeout=wait_seconds):
                 raise RunInProgress(self._busy_message())
             available = len(data.x_train)
-            if self._admitted_now(owner):
+            if self._admitted_now(owner) and self._admitted[2]:  # checked and counted on admission
                 self._check_work(config, available)
             else:
                 self._check(config, owner, address, available)
@@ -475,6 +477,8 @@ class TrainingSlot:
         for kind, key in (("session", owner), ("address", address)):
             if key is not None:
                 self._starts[(kind, key)].append(now)
+        for key in [key for key, starts in self._starts.items() if now - starts[-1] >= 3600]:
+            del self._starts[key]  # nobody who started nothing for an hour is remembered
 
     def _release(self, run):
         with self._guard:
