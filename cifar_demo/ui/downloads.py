@@ -10,7 +10,8 @@ from pathlib import Path
 from cifar_demo import training
 
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "cifar10-studio-downloads"
-DOWNLOADS_KEEP_SECONDS = 3600
+# As long as Gradio keeps its cached copy, which the page links to (app.CACHE_CLEANUP).
+DOWNLOADS_KEEP_SECONDS = 1800
 
 
 def save_downloads(result):
