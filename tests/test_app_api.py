@@ -1,6 +1,8 @@
 """The real app (`python app.py`, shipped weights) driven through its API with gradio_client."""
 
+import re
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ from PIL import Image
 from cifar_demo import CLASSES
 from cifar_demo.ui.classify_tab import example_paths
 from tests.conftest import shown_value, tiny_run, wait_for_progress
+
+MAX_CONFIG_BYTES = 300_000  # issue 20's bound on the page config
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +127,24 @@ def test_a_second_run_waits_in_the_queue_and_only_its_owner_can_stop_a_run(app_u
     first.predict(api_name="/stop_training")
     assert "stopped by you" in shown_value(running.result(timeout=120)[2])
     assert "finished" in shown_value(waiting.result(timeout=120)[2])  # then its turn came
+
+
+def test_the_page_config_stays_small(app_url):
+    """Every page load (and every gradio_client) downloads /config: its figures come later."""
+    with urllib.request.urlopen(f"{app_url}config", timeout=30) as response:
+        size = len(response.read())
+    assert size <= MAX_CONFIG_BYTES, f"/config is {size:,} bytes"
+
+
+def test_the_warm_up_runs_after_launch_and_logs_the_start_up_times(app_server):
+    """internals.after_launch started app.warm_up once the server listened, with no page
+    needing it: the tabs' figures are drawn and the start-up times logged."""
+    log_path = app_server[1]
+    deadline = time.monotonic() + 120
+    while "start-up times:" not in log_path.read_text():
+        assert time.monotonic() < deadline, "the warm-up after launch did not run"
+        time.sleep(0.5)
+    line = next(line for line in log_path.read_text().splitlines() if "start-up times:" in line)
+    for part in ("model load", "Classify tab", "About tab", "whole build", "explanations traced",
+                 "first views drawn"):
+        assert re.search(rf"{part} \d+\.\d\d s", line), line
