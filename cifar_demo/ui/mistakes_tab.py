@@ -241,7 +241,7 @@ def build(tab, predictor, trained_model, predictions=None):
                                      label="Confusion matrix (rows: true class, columns: prediction); click a cell",
                                      max_height=520, column_widths=["19%"] + ["8.1%"] * len(CLASSES))
         with gr.Column(scale=2):
-            per_class_chart = gr.Plot(show_label=False, format="png")
+            per_class_chart = gr.Plot(show_label=False, format="png", elem_id="mistakes-per-class")
             with gr.Accordion("Per-class table", open=False):
                 per_class = gr.Dataframe(first_per_class, interactive=False, show_label=False)
     with gr.Row():
@@ -268,7 +268,7 @@ def build(tab, predictor, trained_model, predictions=None):
                                            label="Explain which class? (pick the true one: why not it?)")
                 opened_opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
     with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red", open=False):
-        grid = gr.Plot(show_label=False, format="png")
+        grid = gr.Plot(show_label=False, format="png", elem_id="mistakes-grid")
     with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
         change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
         change_summary = gr.Markdown(NO_COMPARISON, elem_id="compare-summary")
