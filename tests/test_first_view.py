@@ -1,4 +1,4 @@
-"""Deferred values and FirstView: computed once, whoever asks first; the others wait."""
+"""Deferred values, Lazy stand-ins and FirstView: computed once, whoever asks first; the others wait."""
 
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import gradio as gr
 import pytest
 
-from cifar_demo.ui.first_view import Deferred, FirstView
+from cifar_demo.ui.first_view import Deferred, FirstView, Lazy
 
 
 def test_a_deferred_value_is_computed_once_and_concurrent_callers_wait_for_it():
@@ -73,7 +73,17 @@ def test_a_first_view_draws_once_and_sends_the_figures_to_a_page_once():
     assert len(drawn) == 1
 
 
-def test_a_first_view_fills_plots_only():
+def test_values_other_than_figures_are_sent_as_computed():
     with gr.Blocks(), gr.Tabs(), gr.Tab("Text") as tab:
-        with pytest.raises(ValueError, match="gr.Plot"):
-            FirstView(tab, [gr.Markdown()], lambda: ["text"])
+        view = FirstView(tab, [gr.Markdown(), gr.Plot()], lambda: ["**text**", figure()])
+    _, text, drawn = view._show(False)
+    assert text == "**text**" and drawn.type == "matplotlib"
+
+
+def test_a_lazy_stand_in_waits_for_its_object_on_first_use():
+    loaded = []
+    deferred = Deferred(lambda: loaded.append(1) or "the model")
+    stand_in = Lazy(deferred.get)
+    assert not loaded  # nothing is loaded by making the stand-in
+    assert stand_in.upper() == "THE MODEL" and stand_in.title() == "The Model"
+    assert len(loaded) == 1

@@ -1,8 +1,10 @@
 """About the model: its layers, how it was trained, how good it is, and how far to trust it.
 
 Everything comes from the files shipped beside the weights (model card, metrics, curves,
-test predictions), so the tab shows what was measured, not what was hoped. Its two figures
-are drawn once after launch and sent when a page first opens the tab (first_view.FirstView).
+test predictions), so the tab shows what was measured, not what was hoped. Its figures,
+and what needs the model itself (its layers, the out-of-distribution threshold), are
+computed once after launch and sent when a page first opens the tab (first_view.FirstView):
+the page config stays small and the model loads after the server answers.
 """
 
 import json
@@ -94,15 +96,16 @@ def reliability_figure(predictions, temperature):
 def build(tab, predictor, detector, metrics, predictions):
     """Lays out `tab` for the shipped `predictor`, its OOD `detector`, its `metrics` (what
     `evaluate --json` measured), its test-set `predictions` (a PredictionSet) and the files
-    beside them. Returns the FirstView that fills its figures."""
+    beside them (the predictor and detector may be first_view.Lazy: nothing here reads them
+    before the tab is first opened). Returns the FirstView that fills the tab."""
     held_out = json.loads(config_path_for(SHIPPED_WEIGHTS).read_text())["val_size"]
     card = MODEL_CARD.read_text()
 
-    gr.Markdown(summary_markdown(metrics, predictor), elem_id="about-summary")
+    summary = gr.Markdown(elem_id="about-summary")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            gr.Dataframe(layer_frame(predictor.model), interactive=False, max_height=420, elem_id="layer-table",
-                         label="Architecture: the blog's nine convolutions (output shapes per image)")
+            layers = gr.Dataframe(interactive=False, max_height=420, elem_id="layer-table",
+                                  label="Architecture: the blog's nine convolutions (output shapes per image)")
         with gr.Column(scale=2):
             per_class = gr.Plot(show_label=False, format="png", elem_id="about-per-class")
     gr.Markdown("### How it was trained")
@@ -115,10 +118,11 @@ def build(tab, predictor, detector, metrics, predictions):
     gr.Markdown(calibration_markdown(metrics, held_out))
     reliability = gr.Plot(show_label=False, format="png", elem_id="reliability-diagram")
     gr.Markdown("### When it says “probably none of these”")
-    gr.Markdown(ood_markdown(detector, held_out), elem_id="ood-about")
+    ood = gr.Markdown(elem_id="ood-about")
 
-    def draw():
-        return (plots.per_class_accuracy_figure(metrics["per_class_accuracy"], title="Test accuracy per class"),
-                reliability_figure(predictions, metrics["temperature"]))
+    def first_view():
+        return (summary_markdown(metrics, predictor), layer_frame(predictor.model),
+                plots.per_class_accuracy_figure(metrics["per_class_accuracy"], title="Test accuracy per class"),
+                reliability_figure(predictions, metrics["temperature"]), ood_markdown(detector, held_out))
 
-    return FirstView(tab, [per_class, reliability], draw)
+    return FirstView(tab, [summary, layers, per_class, reliability, ood], first_view)

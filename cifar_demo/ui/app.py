@@ -14,6 +14,7 @@ from cifar_demo.ood import OodDetector
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
 from cifar_demo.ui import about_tab, classify_tab, data_tab, mistakes_tab, train_tab
+from cifar_demo.ui.first_view import Deferred, Lazy
 from cifar_demo.ui.internals import after_launch, release_after
 from cifar_demo.ui.session import free_trained_model
 
@@ -86,10 +87,10 @@ def build_app(predictor=None):
     then logs where the start-up time went (bench/startup.py reads it)."""
     timings = {}
     started = time.perf_counter()
-    with timed("model load", timings):
-        predictor = predictor if predictor is not None else Predictor.load()
-    with timed("OOD statistics", timings):
-        detector = OodDetector.load(predictor)
+    # The shipped model and its OOD statistics load after launch (warm_up); until then the
+    # tabs hold stand-ins, and an event that needs the model sooner waits for it.
+    shipped = Deferred(lambda: load_shipped(predictor))
+    lazy_predictor, detector = Lazy(lambda: shipped.get()[0]), Lazy(lambda: shipped.get()[1])
     metrics = shipped_metrics()
     predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)  # for the Mistakes and About tabs
     first_views = []
@@ -103,15 +104,15 @@ def build_app(predictor=None):
         trained_model = gr.State(delete_callback=free_trained_model)
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"), timed("Classify tab", timings):
-                classify_tab.build(predictor, trained_model, detector, metrics)
+                classify_tab.build(lazy_predictor, trained_model, detector, metrics)
             with gr.Tab("Data", id="data") as data, timed("Data tab", timings):
                 first_views.append(data_tab.build(data))
             with gr.Tab("Mistakes", id="mistakes") as mistakes, timed("Mistakes tab", timings):
-                first_views.append(mistakes_tab.build(mistakes, predictor, trained_model, predictions))
+                first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions))
             with gr.Tab("Train", id="train") as train, timed("Train tab", timings):
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about") as about, timed("About tab", timings):
-                first_views.append(about_tab.build(about, predictor, detector, metrics, predictions))
+                first_views.append(about_tab.build(about, lazy_predictor, detector, metrics, predictions))
 
         def free_session(request: gr.Request):
             """Schedules a closed page's state for deletion after the grace period."""
@@ -120,17 +121,26 @@ def build_app(predictor=None):
         demo.unload(free_session)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
     timings["whole build"] = time.perf_counter() - started
-    after_launch(demo, lambda: warm_up(predictor, detector, first_views, timings))
+    after_launch(demo, lambda: warm_up(shipped, first_views, timings))
     return demo
 
 
-def warm_up(predictor, detector, first_views=(), built=None):
-    """After launch: traces the OOD features and Grad-CAM functions (about a second) and
-    draws the tabs' first figures, rather than in the first request that needs them; a
-    request that comes sooner waits for the same work (the Predictor builds each function
-    once, under a lock; a FirstView draws its figures once). Logs the seconds each part of
-    the build (`built`) and of this took."""
+def load_shipped(predictor=None):
+    """(predictor, its OodDetector): the shipped weights loaded when `predictor` is None."""
+    predictor = predictor if predictor is not None else Predictor.load()
+    return predictor, OodDetector.load(predictor)
+
+
+def warm_up(shipped, first_views=(), built=None):
+    """After launch: loads the `shipped` model (a Deferred of load_shipped), traces its OOD
+    features and Grad-CAM functions (about a second) and computes the tabs' first views,
+    rather than in the first request that needs them; a request that comes sooner waits
+    for the same work (a Deferred or FirstView computes once; the Predictor builds each
+    function once, under a lock). Logs the seconds each part of the build (`built`) and
+    of this took."""
     timings = {}
+    with timed("model load", timings):
+        predictor, detector = shipped.get()
     blank = np.zeros((32, 32, 3), dtype=np.uint8)
     with timed("explanations traced", timings):
         detector.score(blank[None])
