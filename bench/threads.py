@@ -8,7 +8,9 @@ set to the usable cores and to 8 times as many, each in its own subprocess (a ba
 its thread pools when it starts), alternating the two for --rounds rounds so any drift in
 the machine's speed hits both alike: --steps training steps of the full model on batches of
 64 (train_on_batch, after 2 untimed steps), and Predictor.predict_proba on --images images
-with the shipped weights.
+with the shipped weights. Each is timed in wall seconds and in the process's CPU seconds:
+on a machine other work shares, a process with more threads gets a larger share of the
+cores, which can hide their cost in wall time; CPU time per image still shows it.
 """
 
 import argparse
@@ -26,8 +28,15 @@ BATCH_SIZE = 64
 WARMUP_STEPS = 2
 
 
+def timed(function):
+    """(wall seconds, process CPU seconds) of `function()`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def measure(steps, count):
-    """In the worker: (training images/s, predict_proba images/s, threads the process runs)."""
+    """In the worker: {figure: value} for training and predict_proba, and the OS threads."""
     import numpy as np
 
     from cifar_demo import Predictor
@@ -39,18 +48,16 @@ def measure(steps, count):
     model = build_training_model(TrainConfig(batch_size=BATCH_SIZE), WARMUP_STEPS + steps)
     for _ in range(WARMUP_STEPS):
         model.train_on_batch(images.astype("float32"), targets)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(images.astype("float32"), targets)
-    training = steps * BATCH_SIZE / (time.perf_counter() - start)
+    train_wall, train_cpu = timed(lambda: [model.train_on_batch(images.astype("float32"), targets)
+                                           for _ in range(steps)])
 
     predictor = Predictor.load()
     pixels = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
     predictor.predict_proba(pixels[:BATCH_SIZE])
-    start = time.perf_counter()
-    predictor.predict_proba(pixels)
-    inference = count / (time.perf_counter() - start)
-    return training, inference, len(os.listdir("/proc/self/task"))
+    predict_wall, predict_cpu = timed(lambda: predictor.predict_proba(pixels))
+    return {"training": steps * BATCH_SIZE / train_wall, "training_cpu": 1000 * train_cpu / (steps * BATCH_SIZE),
+            "inference": count / predict_wall, "inference_cpu": 1000 * predict_cpu / count,
+            "threads": len(os.listdir("/proc/self/task"))}
 
 
 def run_worker(threads, args):
@@ -77,8 +84,7 @@ def main():
     if min(args.rounds, args.steps, args.images) < 1:
         parser.error("--rounds, --steps and --images must be positive")
     if args.worker:
-        training, inference, threads = measure(args.steps, args.images)
-        print(json.dumps({"training": training, "inference": inference, "threads": threads}))
+        print(json.dumps(measure(args.steps, args.images)))
         return
 
     from cifar_demo.cpu_quota import cgroup_quota, usable_cpus, visible_cpus
@@ -91,20 +97,27 @@ def main():
         for name, threads in settings.items():
             results[name].append(run_worker(threads, args))
             last = results[name][-1]
-            print(f"round {round_index} {name:>24}: training {last['training']:6.1f} images/s, "
-                  f"predict_proba {last['inference']:6.1f} images/s, {last['threads']} OS threads", flush=True)
+            print(f"round {round_index} {name:>24}: training {last['training']:6.1f} images/s "
+                  f"({last['training_cpu']:.1f} CPU ms/image), predict_proba {last['inference']:6.1f} images/s "
+                  f"({last['inference_cpu']:.2f} CPU ms/image), {last['threads']} OS threads", flush=True)
     figures = {}
     medians = {}
     for name, runs in results.items():
-        medians[name] = {key: statistics.median(run[key] for run in runs) for key in ("training", "inference")}
+        medians[name] = {key: statistics.median(run[key] for run in runs)
+                         for key in ("training", "training_cpu", "inference", "inference_cpu")}
         figures[f"{name}: training, batch {BATCH_SIZE}"] = (medians[name]["training"], "images/s")
+        figures[f"{name}: training CPU time"] = (medians[name]["training_cpu"], "CPU ms/image")
         figures[f"{name}: predict_proba, {args.images} images"] = (medians[name]["inference"], "images/s")
+        figures[f"{name}: predict_proba CPU time"] = (medians[name]["inference_cpu"], "CPU ms/image")
         figures[f"{name}: OS threads of the process"] = (max(run["threads"] for run in runs), "threads")
     fitted, crowded = medians.values()
     for key, label in (("training", "training"), ("inference", "predict_proba")):
         ratio = fitted[key] / crowded[key]
         figures[f"{label}: threads = cores / threads = 8x cores"] = (ratio, "x")
-        print(f"{label}: threads = cores is {ratio:.2f}x the speed of threads = 8x cores")
+        cpu_ratio = crowded[f"{key}_cpu"] / fitted[f"{key}_cpu"]
+        figures[f"{label}: CPU time of 8x cores / of cores"] = (cpu_ratio, "x")
+        print(f"{label}: threads = cores is {ratio:.2f}x the speed of threads = 8x cores; "
+              f"8x cores spends {cpu_ratio:.2f}x the CPU time per image")
     record("threads", figures, notes=(
         f"medians of {args.rounds} alternating rounds, each setting in its own process; training: "
         f"{args.steps} steps of the full model, float32; shared machine, other work running"
