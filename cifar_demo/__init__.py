@@ -5,16 +5,18 @@ image preprocessing) do not pay for importing TensorFlow. The Keras backend is c
 first (cifar_demo.runtime), so a missing one is a one-line message, not a traceback.
 """
 
-from cifar_demo import quiet_logs, zerogpu
+from cifar_demo import cpu_quota, quiet_logs, zerogpu
 from cifar_demo.runtime import check_keras_backend
 
 # Here because this runs first for every entry point (`python -m cifar_demo.<cli>`,
 # `python app.py`, a Space), before any module imports Keras: on a ZeroGPU Space, torch
 # and `spaces` are set up first (cifar_demo/zerogpu.py); a missing or unknown backend
-# stops with one line (cifar_demo/runtime.py); TensorFlow's start-up INFO lines are
-# dropped (TF_CPP_MIN_LOG_LEVEL=0 brings them back; cifar_demo/quiet_logs.py).
+# stops with one line (cifar_demo/runtime.py); the thread pools are sized to the CPU quota
+# before any library that reads it loads (cifar_demo/cpu_quota.py); TensorFlow's start-up
+# INFO lines are dropped (TF_CPP_MIN_LOG_LEVEL=0 brings them back; cifar_demo/quiet_logs.py).
 zerogpu.prepare()
 check_keras_backend()
+cpu_quota.limit_threads()
 quiet_logs.install()
 
 CLASSES = (

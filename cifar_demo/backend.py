@@ -13,9 +13,36 @@ import threading
 import keras
 import numpy as np
 
+from cifar_demo.cpu_quota import thread_limit
+
 BACKEND = keras.backend.backend()
 DEVICES = ("auto", "cpu", "gpu")
 LOG = logging.getLogger(__name__)
+
+
+def limit_threads(count):
+    """The backend's own thread settings, intra-op and inter-op, set to `count` (None:
+    unchanged). Run when this module loads, before the app's first computation; the
+    environment variables cifar_demo/cpu_quota.py set before Keras loaded cover a library
+    that computed earlier (its settings then cannot change, which is why the error is
+    ignored). JAX has no such setting."""
+    if count is None:
+        return
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):  # TensorFlow already ran an op
+            tf.config.threading.set_intra_op_parallelism_threads(count)
+            tf.config.threading.set_inter_op_parallelism_threads(count)
+    elif BACKEND == "torch":
+        import torch
+
+        torch.set_num_threads(count)
+        with contextlib.suppress(RuntimeError):  # torch already ran inter-op work
+            torch.set_num_interop_threads(count)
+
+
+limit_threads(thread_limit())
 
 
 def compile_inference(variables, function):

@@ -1,6 +1,8 @@
 """The real app (`python app.py`, shipped weights) driven through its API with gradio_client."""
 
+import re
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ from PIL import Image
 from cifar_demo import CLASSES
 from cifar_demo.ui.classify_tab import example_paths
 from tests.conftest import shown_value, tiny_run, wait_for_progress
+
+MAX_CONFIG_BYTES = 300_000  # issue 20's bound on the page config
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +145,24 @@ def test_the_rest_api_trains_through_call_and_its_event_stream(app_url):
     assert "event: complete" in events, events[-4:]
     final = json.loads(events[events.index("event: complete") + 1].removeprefix("data:"))
     assert "Test accuracy" in shown_value(final[2])
+
+
+def test_the_page_config_stays_small(app_url):
+    """Every page load (and every gradio_client) downloads /config: its figures come later."""
+    with urllib.request.urlopen(f"{app_url}config", timeout=30) as response:
+        size = len(response.read())
+    assert size <= MAX_CONFIG_BYTES, f"/config is {size:,} bytes"
+
+
+def test_the_warm_up_runs_after_launch_and_logs_the_start_up_times(app_server):
+    """internals.after_launch started app.warm_up once the server listened, with no page
+    needing it: the tabs' figures are drawn and the start-up times logged."""
+    log_path = app_server[1]
+    deadline = time.monotonic() + 120
+    while "start-up times:" not in log_path.read_text():
+        assert time.monotonic() < deadline, "the warm-up after launch did not run"
+        time.sleep(0.5)
+    line = next(line for line in log_path.read_text().splitlines() if "start-up times:" in line)
+    for part in ("model load", "Classify tab", "About tab", "whole build", "explanations traced",
+                 "first views drawn"):
+        assert re.search(rf"{part} \d+\.\d\d s", line), line

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from tests.browser_pages import (
     CLASS_NAMES,
     LAPTOP,
@@ -142,3 +144,19 @@ def test_about_tab_shows_the_layers_and_the_calibration(page):
     page.locator("#layer-table").get_by_text("stage1_conv1", exact=True).first.wait_for()
     page.locator("#reliability-diagram img").wait_for()
     page.locator("#ood-about").get_by_text("Probably none of these").wait_for()
+
+
+@pytest.mark.parametrize(("tab", "accordion", "figures"), [
+    ("Data", None, ["#data-grid", "#class-balance"]),
+    ("Mistakes", "The blog's grid: 100 test predictions", ["#mistakes-per-class", "#mistakes-grid"]),
+    ("About the model", None, ["#about-per-class", "#reliability-diagram"]),
+])
+def test_every_figure_of_a_tab_arrives_when_the_tab_opens(page, tab, accordion, figures):
+    """The figures are not in the page config (first_view.FirstView): opening the tab sends them."""
+    page.get_by_role("tab", name=tab).click()
+    if accordion:
+        page.get_by_text(accordion).click()
+    for figure in figures:
+        image = page.locator(f"{figure} img")
+        image.wait_for()
+        assert image.get_attribute("src").startswith("data:image/png;base64,")

@@ -1,7 +1,10 @@
 """About the model: its layers, how it was trained, how good it is, and how far to trust it.
 
 Everything comes from the files shipped beside the weights (model card, metrics, curves,
-test predictions), so the tab shows what was measured, not what was hoped.
+test predictions), so the tab shows what was measured, not what was hoped. Its figures,
+and what needs the model itself (its layers, the out-of-distribution threshold), are
+computed once after launch and sent when a page first opens the tab (first_view.FirstView):
+the page config stays small and the model loads after the server answers.
 """
 
 import json
@@ -14,6 +17,7 @@ from cifar_demo.artifacts import SHIPPED_CURVES, SHIPPED_MODEL_CARD, SHIPPED_WEI
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
+from cifar_demo.ui.first_view import FirstView
 
 RECIPE_SECTION = "## How it was made"
 
@@ -87,21 +91,21 @@ def reliability_figure(predictions, temperature):
                                      title="Calibration on the official test set")
 
 
-def build(predictor, detector, metrics, predictions):
-    """Lays out the tab for the shipped `predictor`, its OOD `detector`, its `metrics` (what
+def build(tab, predictor, detector, metrics, predictions):
+    """Lays out `tab` for the shipped `predictor`, its OOD `detector`, its `metrics` (what
     `evaluate --json` measured), its test-set `predictions` (a PredictionSet) and the files
-    beside them."""
+    beside them (the predictor and detector may be first_view.Lazy: nothing here reads them
+    before the tab is first opened). Returns the FirstView that fills the tab."""
     held_out = json.loads(config_path_for(SHIPPED_WEIGHTS).read_text())["val_size"]
     card = SHIPPED_MODEL_CARD.read_text()
 
-    gr.Markdown(summary_markdown(metrics, predictor), elem_id="about-summary")
+    summary = gr.Markdown(elem_id="about-summary")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            gr.Dataframe(layer_frame(predictor.model), interactive=False, max_height=420, elem_id="layer-table",
-                         label="Architecture: the blog's nine convolutions (output shapes per image)")
+            layers = gr.Dataframe(interactive=False, max_height=420, elem_id="layer-table",
+                                  label="Architecture: the blog's nine convolutions (output shapes per image)")
         with gr.Column(scale=2):
-            gr.Plot(plots.per_class_accuracy_figure(metrics["per_class_accuracy"], title="Test accuracy per class"),
-                    show_label=False, format="png")
+            per_class = gr.Plot(show_label=False, format="png", elem_id="about-per-class")
     gr.Markdown("### How it was trained")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -110,7 +114,13 @@ def build(predictor, detector, metrics, predictions):
             gr.Image(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[])
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
-    gr.Plot(reliability_figure(predictions, metrics["temperature"]), show_label=False, format="png",
-            elem_id="reliability-diagram")
+    reliability = gr.Plot(show_label=False, format="png", elem_id="reliability-diagram")
     gr.Markdown("### When it says “probably none of these”")
-    gr.Markdown(ood_markdown(detector, held_out), elem_id="ood-about")
+    ood = gr.Markdown(elem_id="ood-about")
+
+    def first_view():
+        return (summary_markdown(metrics, predictor), layer_frame(predictor.model),
+                plots.per_class_accuracy_figure(metrics["per_class_accuracy"], title="Test accuracy per class"),
+                reliability_figure(predictions, metrics["temperature"]), ood_markdown(detector, held_out))
+
+    return FirstView(tab, [summary, layers, per_class, reliability, ood], first_view)

@@ -1,8 +1,10 @@
 """Assembles the tabs into one gr.Blocks and holds the launch settings."""
 
+import contextlib
 import json
+import logging
 import os
-import threading
+import time
 
 import gradio as gr
 import numpy as np
@@ -22,9 +24,11 @@ from cifar_demo.ui import (
     train_tab,
     upload_cache,
 )
-from cifar_demo.ui.internals import files_gradio_keeps, quiet_refusals, release_after
+from cifar_demo.ui.first_view import Deferred, Lazy
+from cifar_demo.ui.internals import after_launch, files_gradio_keeps, quiet_refusals, release_after
 from cifar_demo.ui.session import free_trained_model
 
+LOG = logging.getLogger(__name__)
 TITLE = "CIFAR-10 Studio"
 # Gradio's queue: every event waits in it; beyond QUEUE_SIZE waiting events a new one is
 # refused with "queue full" instead of piling up. Events run QUEUE_CONCURRENCY at a time
@@ -73,20 +77,39 @@ def shipped_accuracy_note(report):
     )
 
 
+@contextlib.contextmanager
+def timed(name, timings):
+    """Adds the seconds its block took to `timings[name]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - start
+
+
+def timings_line(timings):
+    """{"model load": 0.61, ...} -> "model load 0.61 s, ..." (bench/startup.py parses it)."""
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
+
+
 def build_app(predictor=None):
     """Builds the UI around `predictor`: the shipped weights, loaded when None, or the same
     weights loaded by the caller (the OOD statistics, metrics, model card and test
-    predictions the tabs show are the files shipped beside them)."""
+    predictions the tabs show are the files shipped beside them).
+
+    What the first page view does not need waits until the server listens (warm_up), which
+    then logs where the start-up time went (bench/startup.py reads it)."""
+    timings = {}
+    started = time.perf_counter()
     cache_folder = upload_cache.own_cache_folder()  # before any component is built
     quiet_refusals()
-    predictor = predictor if predictor is not None else Predictor.load()
-    detector = OodDetector.load(predictor)
-    # Trace the explanation and feature functions (about a second) while the page is being
-    # built and served, rather than in the first person's request; a request that comes
-    # sooner waits for the same build (the Predictor builds each function once, under a lock).
-    threading.Thread(target=warm_up, args=(predictor, detector), daemon=True).start()
+    # The shipped model and its OOD statistics load after launch (warm_up); until then the
+    # tabs hold stand-ins, and an event that needs the model sooner waits for it.
+    shipped = Deferred(lambda: load_shipped(predictor))
+    lazy_predictor, detector = Lazy(lambda: shipped.get()[0]), Lazy(lambda: shipped.get()[1])
     metrics = shipped_metrics()
     predictions = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)  # for the Mistakes and About tabs
+    first_views = []
     with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP, analytics_enabled=analytics_enabled()) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
@@ -96,16 +119,16 @@ def build_app(predictor=None):
         # The model this browser session trained and chose to use; never shared between sessions.
         trained_model = gr.State(delete_callback=free_trained_model)
         with gr.Tabs():
-            with gr.Tab("Classify", id="classify"):
-                classify_tab.build(predictor, trained_model, detector, metrics)
-            with gr.Tab("Data", id="data"):
-                data_tab.build()
-            with gr.Tab("Mistakes", id="mistakes"):
-                mistakes_tab.build(predictor, trained_model, predictions)
-            with gr.Tab("Train", id="train") as train:
+            with gr.Tab("Classify", id="classify"), timed("Classify tab", timings):
+                classify_tab.build(lazy_predictor, trained_model, detector, metrics)
+            with gr.Tab("Data", id="data") as data, timed("Data tab", timings):
+                first_views.append(data_tab.build(data))
+            with gr.Tab("Mistakes", id="mistakes") as mistakes, timed("Mistakes tab", timings):
+                first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions))
+            with gr.Tab("Train", id="train") as train, timed("Train tab", timings):
                 train_tab.build(trained_model, train)
-            with gr.Tab("About the model", id="about"):
-                about_tab.build(predictor, detector, metrics, predictions)
+            with gr.Tab("About the model", id="about") as about, timed("About tab", timings):
+                first_views.append(about_tab.build(about, lazy_predictor, detector, metrics, predictions))
 
         def free_session(request: gr.Request):
             """Schedules a closed page's state for deletion after the grace period."""
@@ -114,6 +137,8 @@ def build_app(predictor=None):
         demo.unload(free_session)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
     upload_cache.start_pruner(cache_folder, lambda: files_gradio_keeps(demo))
+    timings["whole build"] = time.perf_counter() - started
+    after_launch(demo, lambda: warm_up(shipped, first_views, timings))
     return demo
 
 
@@ -123,11 +148,30 @@ def analytics_enabled():
     return os.environ.get("GRADIO_ANALYTICS_ENABLED", "False").strip().lower() == "true"
 
 
-def warm_up(predictor, detector):
-    """Builds and traces the OOD features and Grad-CAM functions once."""
+def load_shipped(predictor=None):
+    """(predictor, its OodDetector): the shipped weights loaded when `predictor` is None."""
+    predictor = predictor if predictor is not None else Predictor.load()
+    return predictor, OodDetector.load(predictor)
+
+
+def warm_up(shipped, first_views=(), built=None):
+    """After launch: loads the `shipped` model (a Deferred of load_shipped), traces its OOD
+    features and Grad-CAM functions (about a second) and computes the tabs' first views,
+    rather than in the first request that needs them; a request that comes sooner waits
+    for the same work (a Deferred or FirstView computes once; the Predictor builds each
+    function once, under a lock). Logs the seconds each part of the build (`built`) and
+    of this took."""
+    timings = {}
+    with timed("model load", timings):
+        predictor, detector = shipped.get()
     blank = np.zeros((32, 32, 3), dtype=np.uint8)
-    detector.score(blank[None])
-    predictor.explain_pixels(blank)
+    with timed("explanations traced", timings):
+        detector.score(blank[None])
+        predictor.explain_pixels(blank)
+    with timed("first views drawn", timings):
+        for view in first_views:
+            view.prepare()
+    LOG.info("start-up times: built %s; after launch %s", timings_line(built or {}), timings_line(timings))
 
 
 def launch_settings():

@@ -2,8 +2,10 @@
 
 It opens from weights/train_sample.npz (100 real training images, the class counts and
 channel statistics of the whole set), so nothing is downloaded to show it; its first
-view is computed when the app is built. Shuffling and browsing past the sample use the
-full dataset, loaded once per server (data.load_cifar10_cached, shared with the other tabs).
+view is computed when the app is built, except its two figures, drawn once after launch
+and sent when a page first opens the tab (first_view.FirstView: they would be most of the
+page config). Shuffling and browsing past the sample use the full dataset, loaded once
+per server (data.load_cifar10_cached, shared with the other tabs).
 """
 
 import gradio as gr
@@ -13,6 +15,7 @@ import pandas as pd
 from cifar_demo import CLASSES, data, images, plots
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from cifar_demo.training import TrainConfig, augment_images
+from cifar_demo.ui.first_view import FirstView
 
 RECIPE = TrainConfig()      # the shipped recipe's defaults: what the preview augments with
 PREVIEW_COUNT = 16          # augmented versions shown, as a 4x4 mosaic
@@ -105,8 +108,19 @@ def preview_views(index, picture, seed):
     return (images.upscale_nearest(picture, ORIGINAL_SCALE), mosaic(augmentation_preview(picture, seed)), caption)
 
 
-def build(sample=None):
-    """Lays out the tab with its first view computed from `sample` (the shipped one by default)."""
+def first_figures(sample):
+    """The blog's grid of the sample and the class balance: what the tab opens with."""
+    return (
+        sample_grid(sample.images, sample.labels,
+                    f"{len(sample.images)} training images, {data.SAMPLE_PER_CLASS} per class (the shipped sample)"),
+        plots.class_balance_figure(sample.train_counts, sample.test_counts,
+                                   title="Images per class: every class equally represented"),
+    )
+
+
+def build(tab, sample=None):
+    """Lays out `tab` with its first view from `sample` (the shipped one by default); returns
+    the FirstView that fills its figures."""
     sample = sample if sample is not None else data.DataSample.load()
     first_class = CLASSES[0]
     first_items, first_line, first_shown, _ = class_page(first_class, 0, sample, use_full=False)
@@ -117,10 +131,7 @@ def build(sample=None):
         f"CIFAR-10 has **{sample.train_counts.sum():,} training** and **{sample.test_counts.sum():,} test** "
         "colour images of 32x32 pixels in ten classes. The blog's first step was to look at them:"
     )
-    grid = gr.Plot(sample_grid(sample.images, sample.labels,
-                               f"{len(sample.images)} training images, "
-                               f"{data.SAMPLE_PER_CLASS} per class (the shipped sample)"),
-                   show_label=False, format="png", elem_id="data-grid")
+    grid = gr.Plot(show_label=False, format="png", elem_id="data-grid")
     with gr.Row():
         shuffle = gr.Button("Shuffle", variant="secondary", scale=0, min_width=140, elem_id="shuffle")
         shuffle_line = gr.Markdown(
@@ -155,9 +166,7 @@ def build(sample=None):
 
     gr.Markdown("### Balance and normalisation")
     with gr.Row(equal_height=False):
-        gr.Plot(plots.class_balance_figure(sample.train_counts, sample.test_counts,
-                                           title="Images per class: every class equally represented"),
-                show_label=False, format="png")
+        balance = gr.Plot(show_label=False, format="png", elem_id="class-balance")
         with gr.Column():
             gr.Dataframe(statistics_table(sample), interactive=False,
                          label="Per-channel statistics of the training pixels")
@@ -211,3 +220,4 @@ def build(sample=None):
                    api_visibility="private")
     new_draw.click(redraw, inputs=[chosen, seed], outputs=[seed, original, preview, preview_caption],
                    api_visibility="private", show_progress="hidden")
+    return FirstView(tab, [grid, balance], lambda: first_figures(sample))

@@ -203,3 +203,20 @@ def files_gradio_keeps(demo):
     tests/test_guards.py::test_the_cache_stays_under_its_cap_after_500_uploads (a kept file survives).
     """
     return {path for block in list(demo.blocks.values()) for path in getattr(block, "keep_in_cache", ())}
+
+
+def after_launch(demo, function):
+    """Runs `function()` in a daemon thread once the server is listening, so that work the
+    first page does not need leaves the start-up path without competing with it.
+
+    Relies on: `demo.extra_startup_events` (a list of coroutine functions, not public API;
+    gr.Examples' lazy caching uses it), awaited once when launch() calls the server's
+    /startup-events route after it listens (or in the lifespan of a mounted app). Guarded
+    by tests/test_app_api.py::test_the_first_views_are_drawn_after_launch_without_a_request
+    (its log line appears with no request made).
+    """
+
+    async def start():
+        threading.Thread(target=function, name="after-launch", daemon=True).start()
+
+    demo.extra_startup_events.append(start)

@@ -2,7 +2,9 @@
 
 For the shipped model everything comes from weights/test_predictions.npz (probabilities
 of all 10,000 test images and the pixels of the ones shown), so the tab opens at once
-with no dataset and no model run; its first view is computed when the app is built.
+with no dataset and no model run; its first view is computed when the app is built,
+except its two figures, drawn once after launch and sent when a page first opens the tab
+(first_view.FirstView: the grid alone would be a third of the page config).
 For a model trained in this browser session, the probabilities its run computed on the
 test set and the dataset the run trained with are used instead.
 """
@@ -20,6 +22,7 @@ from cifar_demo.metrics import compare_predictions, summarize_predictions
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
 from cifar_demo.ui import explain_views
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
+from cifar_demo.ui.first_view import FirstView
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -39,6 +42,9 @@ CHANGE_KINDS = {            # the comparison's filter -> compare_predictions' ke
 CHANGES_SHOWN = 48          # images of the comparison's gallery
 OPEN_HINT = "*Click an image above to open it.*"
 NO_COMPARISON = "*Train a model in the Train tab and press “Use this model” to compare it with the shipped one here.*"
+# The events that replace the model's views, and the first view's figures, in one queue
+# group: first in, first out, one at a time, so the figures never overwrite a newer answer.
+MODEL_VIEWS = "mistakes-model-views"
 
 
 @dataclass
@@ -111,25 +117,33 @@ def per_class_table(report):
 
 def overview(source):
     """Summary line, per-class table and chart, confusion table and the blog's grid."""
+    summary, per_class, confusion = overview_tables(source)
+    chart, grid = overview_figures(source)
+    return summary, per_class, chart, confusion, grid
+
+
+def overview_tables(source):
+    """Summary line, per-class table and confusion table."""
     report = source.report()
     mistakes = report["images"] - int(np.trace(np.asarray(report["confusion_matrix"])))
     summary = (
         f"**{source.name}: {report['accuracy']:.2%} test accuracy**, {mistakes:,} mistakes among the "
         f"{report['images']:,} official test images. Click a cell of the confusion matrix to see its images."
     )
+    return summary, per_class_table(report), confusion_table(report["confusion_matrix"])
+
+
+def overview_figures(source):
+    """The per-class accuracy chart and the blog's grid of the first test images."""
+    report = source.report()
     count = min(GRID_IMAGES, len(source.labels))
     grid_images = np.stack([source.image(index) for index in range(count)])
     grid = plots.prediction_grid(
         grid_images, source.labels[:count], source.predictions[:count],
         title=f"{source.name}: the first {count} test images, wrong predictions in red",
     )
-    return (
-        summary,
-        per_class_table(report),
-        plots.per_class_accuracy_figure(report["per_class_accuracy"], title=f"{source.name}: accuracy per class"),
-        confusion_table(report["confusion_matrix"]),
-        grid,
-    )
+    chart = plots.per_class_accuracy_figure(report["per_class_accuracy"], title=f"{source.name}: accuracy per class")
+    return chart, grid
 
 
 def gallery_page(source, true_name, predicted_name, order_name, page):
@@ -200,12 +214,12 @@ def comparison(shipped, trained, kind_name):
     return summary, items
 
 
-def build(predictor, trained_model, predictions=None):
-    """Lays out the tab with its first view already computed for the shipped `predictor` and
-    its test-set `predictions` (read from weights/test_predictions.npz when None);
-    `trained_model` is the session's gr.State."""
+def build(tab, predictor, trained_model, predictions=None):
+    """Lays out `tab` with its first view computed for the shipped `predictor` and its
+    test-set `predictions` (read from weights/test_predictions.npz when None);
+    `trained_model` is the session's gr.State. Returns the FirstView that fills its figures."""
     shipped = shipped_source(predictor, predictions)
-    first_overview = overview(shipped)
+    first_summary, first_per_class, first_confusion = overview_tables(shipped)
     first_order = next(iter(ORDERS))
     first_items, first_line, first_shown, _ = gallery_page(shipped, ANY, ANY, first_order, 0)
 
@@ -222,16 +236,16 @@ def build(predictor, trained_model, predictions=None):
 
     with gr.Row(equal_height=False):
         choice = gr.Radio([SHIPPED, TRAINED], value=SHIPPED, label="Model", scale=1)
-        summary = gr.Markdown(first_overview[0], elem_id="mistakes-summary")
+        summary = gr.Markdown(first_summary, elem_id="mistakes-summary")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            confusion = gr.Dataframe(first_overview[3], interactive=False, elem_id="confusion-table",
+            confusion = gr.Dataframe(first_confusion, interactive=False, elem_id="confusion-table",
                                      label="Confusion matrix (rows: true class, columns: prediction); click a cell",
                                      max_height=520, column_widths=["19%"] + ["8.1%"] * len(CLASSES))
         with gr.Column(scale=2):
-            per_class_chart = gr.Plot(first_overview[2], show_label=False, format="png")
+            per_class_chart = gr.Plot(show_label=False, format="png", elem_id="mistakes-per-class")
             with gr.Accordion("Per-class table", open=False):
-                per_class = gr.Dataframe(first_overview[1], interactive=False, show_label=False)
+                per_class = gr.Dataframe(first_per_class, interactive=False, show_label=False)
     with gr.Row():
         true_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="True class")
         predicted_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="Predicted class")
@@ -256,7 +270,7 @@ def build(predictor, trained_model, predictions=None):
                                            label="Explain which class? (pick the true one: why not it?)")
                 opened_opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
     with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red", open=False):
-        grid = gr.Plot(first_overview[4], show_label=False, format="png")
+        grid = gr.Plot(show_label=False, format="png", elem_id="mistakes-grid")
     with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
         change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
         change_summary = gr.Markdown(NO_COMPARISON, elem_id="compare-summary")
@@ -327,8 +341,9 @@ def build(predictor, trained_model, predictions=None):
     opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
     model_views = [summary, per_class, per_class_chart, confusion, grid, *page_outputs, *opened_views]
     choice.input(switch_model, inputs=[*filters, trained_model], outputs=[choice, *model_views],
-                 api_visibility="private")
-    trained_model.change(follow_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private")
+                 api_visibility="private", concurrency_id=MODEL_VIEWS, concurrency_limit=1)
+    trained_model.change(follow_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private",
+                         concurrency_id=MODEL_VIEWS, concurrency_limit=1)
     for control in (true_class, predicted_class, order):
         control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
     confusion.select(pick_cell, inputs=[choice, order, trained_model],
@@ -345,3 +360,5 @@ def build(predictor, trained_model, predictions=None):
     for trigger in (trained_model.change, change_kind.input):
         trigger(compare_models, inputs=[trained_model, change_kind], outputs=[change_summary, change_gallery],
                 api_visibility="private")
+    return FirstView(tab, [per_class_chart, grid], lambda: overview_figures(shipped),
+                     concurrency_id=MODEL_VIEWS, concurrency_limit=1)
