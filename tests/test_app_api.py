@@ -100,6 +100,7 @@ def test_train_streams_updates_then_results(client):
     assert names == ["model.config.json", "model.weights.h5"]
 
 
+@pytest.mark.same_on_every_backend
 def test_train_rejects_bad_settings_with_a_message(client):
     with pytest.raises(Exception, match="epochs must be between 1 and 30"):
         client.predict(**dict(TINY_RUN, epochs_value=500), api_name="/train")
@@ -108,6 +109,7 @@ def test_train_rejects_bad_settings_with_a_message(client):
     assert top_label(client.predict(handle_file(example_paths()[0]), api_name="/classify")) in CLASSES
 
 
+@pytest.mark.same_on_every_backend
 def test_a_second_run_is_refused_at_once_and_only_its_owner_can_stop_a_run(app_url):
     """One run at a time: a second caller is told why and when to come back, before its
     request joins the queue (it never waits there, filling it)."""
@@ -129,6 +131,7 @@ def test_a_second_run_is_refused_at_once_and_only_its_owner_can_stop_a_run(app_u
     assert "finished" in shown_value(second.submit(**TINY_RUN, api_name="/train").result(timeout=120)[2])
 
 
+@pytest.mark.same_on_every_backend
 def test_the_rest_api_trains_through_call_and_its_event_stream(app_url):
     """curl's way: POST /gradio_api/call/train, then read GET .../call/train/<event id>.
     The stream is what lets the run start (a request nobody listens to is dropped)."""
@@ -147,6 +150,7 @@ def test_the_rest_api_trains_through_call_and_its_event_stream(app_url):
     assert "Test accuracy" in shown_value(final[2])
 
 
+@pytest.mark.same_on_every_backend
 def test_the_page_config_stays_small(app_url):
     """Every page load (and every gradio_client) downloads /config: its figures come later."""
     with urllib.request.urlopen(f"{app_url}config", timeout=30) as response:
@@ -154,6 +158,7 @@ def test_the_page_config_stays_small(app_url):
     assert size <= MAX_CONFIG_BYTES, f"/config is {size:,} bytes"
 
 
+@pytest.mark.same_on_every_backend
 def test_the_warm_up_runs_after_launch_and_logs_the_start_up_times(app_server):
     """internals.after_launch started app.warm_up once the server listened, with no page
     needing it: the tabs' figures are drawn and the start-up times logged."""

@@ -28,8 +28,9 @@ EXPLAINED_IMAGES = 20
 # What "the same answers" means across backends (float32 everywhere; the kernels differ).
 MIN_ARGMAX_AGREEMENT = 0.999
 MAX_ABSOLUTE_DIFFERENCE = 1e-4
-# Re-run under each other backend: the fast unit tests and the API tests. Browser tests and
-# the CLI's full training runs stay with the default backend (same engine, same API).
+# Re-run under each other backend: the fast unit tests and the API tests. Browser tests, the
+# CLI's full training runs and the tests marked same_on_every_backend (the server's rules and
+# forms, Python above the engine) stay with the default backend.
 RERUN = ["tests/test_predictor.py", "tests/test_explain.py", "tests/test_model.py", "tests/test_training.py",
          "tests/test_ood.py", "tests/test_evaluate.py", "tests/test_training_runs.py", "tests/test_app_api.py"]
 
@@ -111,7 +112,8 @@ def reruns():
         if installed(backend):
             environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
             started[backend] = subprocess.Popen(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not browser", *RERUN],
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                 "not browser and not same_on_every_backend", *RERUN],
                 cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield started
     for process in started.values():

@@ -97,7 +97,12 @@ def test_comparison_lists_the_changed_predictions(source):
         for i in fixed[: mistakes_tab.CHANGES_SHOWN]
     ]
     np.testing.assert_array_equal(items[0][0], mistakes_tab.images.upscale_nearest(source.image(fixed[0]), 6))
-    other_test_set = mistakes_tab.Source(mistakes_tab.TRAINED, probabilities[:10], source.labels[:10],
+    # A stopped run was tested on the first images only: compared on those.
+    subset = mistakes_tab.Source(mistakes_tab.TRAINED, probabilities[:50], source.labels[:50],
+                                 trained.predictions[:50], source.image, source.predictor)
+    summary, items = mistakes_tab.comparison(source, subset, "All changed predictions")
+    assert f"changed **{np.count_nonzero(changed < 50):,}** of the 50 test predictions" in summary
+    other_test_set = mistakes_tab.Source(mistakes_tab.TRAINED, probabilities[:10], (source.labels[:10] + 1) % 10,
                                          trained.predictions[:10], source.image, source.predictor)
     summary, items = mistakes_tab.comparison(source, other_test_set, "All changed predictions")
     assert "not the official test set" in summary and items == []

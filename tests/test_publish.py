@@ -124,9 +124,10 @@ def test_the_upload_holds_the_app_its_package_and_shipped_files_and_nothing_else
 
 
 def test_every_tracked_file_the_app_opens_while_building_is_uploaded(tmp_path):
-    """The oracle: run app.py's build (import app) with an audit hook recording every file
-    opened inside the repository; each one git tracks must be in the upload. (HDF5 opens
-    the .weights.h5 in C, unseen here; the test above checks it by name.)"""
+    """The oracle: run app.py's build (import app) and the work it does right after launch
+    (the model, its OOD statistics and the tabs' first views) with an audit hook recording
+    every file opened inside the repository; each one git tracks must be in the upload.
+    (HDF5 opens the .weights.h5 in C, unseen here; the test above checks it by name.)"""
     probe = tmp_path / "probe.py"
     probe.write_text(textwrap.dedent("""
         import json, os, sys
@@ -141,7 +142,13 @@ def test_every_tracked_file_the_app_opens_while_building_is_uploaded(tmp_path):
 
         sys.addaudithook(record)
         sys.path.insert(0, root)
-        import app  # noqa: F401  (builds every tab, as `python app.py` does before it serves)
+        import asyncio, threading
+        import app  # builds every tab, as `python app.py` does before it serves
+        for start in app.demo.extra_startup_events:  # what launch() runs once it listens
+            asyncio.run(start())
+        for thread in threading.enumerate():
+            if thread.name == "after-launch":
+                thread.join()
         print(json.dumps(sorted(opened)))
     """))
     result = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)

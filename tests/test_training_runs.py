@@ -58,6 +58,7 @@ def test_a_run_streams_engine_events_then_test_progress_then_results():
     assert not finished.result.stopped and not finished.time_limited
 
 
+@pytest.mark.same_on_every_backend
 def test_one_run_at_a_time_and_only_its_owner_stops_it():
     data = toy_dataset(train=256, test=20)
     slot = TrainingSlot()
@@ -82,6 +83,7 @@ def test_one_run_at_a_time_and_only_its_owner_stops_it():
     assert isinstance(drain(slot.start(TINY, data, owner="bob"))[-1], RunFinished)  # the slot is free again
 
 
+@pytest.mark.same_on_every_backend
 def test_a_run_is_stopped_at_the_time_limit_keeping_what_it_learned():
     data = toy_dataset(train=256, test=20)
     slot = TrainingSlot(FairUse(0, images_per_second=math.inf, runs_per_hour_per_session=4,
@@ -91,6 +93,7 @@ def test_a_run_is_stopped_at_the_time_limit_keeping_what_it_learned():
     assert isinstance(finished, RunFinished) and finished.time_limited and finished.result.steps == 1
 
 
+@pytest.mark.same_on_every_backend
 def test_an_abandoned_run_skips_its_evaluation_and_a_waiting_start_gets_the_slot():
     data = toy_dataset(train=256, test=20)
     slot = TrainingSlot()
@@ -114,6 +117,7 @@ def test_a_failure_inside_a_run_ends_it_with_a_message_and_frees_the_slot():
     assert slot.status() is None
 
 
+@pytest.mark.same_on_every_backend
 def test_a_bad_config_is_refused_before_the_slot_is_taken():
     slot = TrainingSlot()
     with pytest.raises(ValueError, match="epochs"):
@@ -121,12 +125,14 @@ def test_a_bad_config_is_refused_before_the_slot_is_taken():
     assert slot.status() is None
 
 
+@pytest.mark.same_on_every_backend
 def test_failure_messages_say_what_to_do():
     assert "smaller batch size" in failure_message(MemoryError())
     assert failure_message(ValueError("no data")) == "no data"
     assert failure_message(RuntimeError("boom")) == "The run failed: RuntimeError: boom"
 
 
+@pytest.mark.same_on_every_backend
 def test_format_duration():
     assert [format_duration(s) for s in (12.4, 75, 3700)] == ["12 s", "1:15 min", "1 h 01 min"]
 
@@ -135,6 +141,7 @@ CUSTOM = dict(preset_name="Custom", start_from=train_form.FROM_SCRATCH, epochs=3
               learning_rate=0.05, width_mult=0.25, augment=False, label_smoothing=0.0, seed=7)
 
 
+@pytest.mark.same_on_every_backend
 def test_custom_form_becomes_the_config_it_shows():
     config = train_form.config_from_form(**CUSTOM)
     assert (config.epochs, config.train_size, config.batch_size, config.learning_rate) == (3, 500, 64, 0.05)
@@ -153,11 +160,13 @@ def test_custom_form_becomes_the_config_it_shows():
     ("augment", "yes", "augmentation must be true or false"),
     ("preset_name", "Turbo", "preset must be one of"),
 ])
+@pytest.mark.same_on_every_backend
 def test_custom_form_rejects_bad_values_naming_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         train_form.config_from_form(**dict(CUSTOM, **{field: value}))
 
 
+@pytest.mark.same_on_every_backend
 def test_presets_ignore_the_form_and_fine_tuning_starts_from_the_shipped_weights():
     quick = train_form.config_from_form(**dict(CUSTOM, preset_name="Quick", epochs=None))
     assert quick == training.preset("Quick")
@@ -169,6 +178,7 @@ def test_presets_ignore_the_form_and_fine_tuning_starts_from_the_shipped_weights
 
 
 @pytest.mark.parametrize("name", list(train_form.LIMITS))
+@pytest.mark.same_on_every_backend
 def test_every_form_limit_lies_inside_what_the_engine_accepts(name):
     """The form's limits are a subset of TrainConfig.validate()'s ranges: both ends of each
     pass the engine's checks on an otherwise valid config."""
@@ -184,6 +194,7 @@ def test_every_form_limit_lies_inside_what_the_engine_accepts(name):
     ("ten", "epochs must be a number, got 'ten'"), ([3], "epochs must be a number"),
     (float("inf"), "epochs must be between 1 and 30, got inf"), (float("nan"), "epochs must be between"),
 ])
+@pytest.mark.same_on_every_backend
 def test_the_form_refuses_raw_values_that_are_not_finite_numbers_by_name(payload, message):
     """What a raw API call can send: /train takes its values unprocessed (gradio_client
     itself refuses to encode infinity)."""
@@ -224,6 +235,7 @@ def fair_use(**changes):
     return FairUse(**{**limits, **changes})
 
 
+@pytest.mark.same_on_every_backend
 def test_the_work_cap_fits_the_presets_and_refuses_a_fourteen_hour_run_by_name():
     """The issue's example: 30 epochs of 49,000 images at full width, batch 16 (about 14 h
     at the 32 images/s measured for it) is refused; both presets fit a Space's limit."""
@@ -239,6 +251,7 @@ def test_the_work_cap_fits_the_presets_and_refuses_a_fourteen_hour_run_by_name()
     assert image_cost(0.5, 128) < image_cost(1.0, 128) < image_cost(1.0, 16)
 
 
+@pytest.mark.same_on_every_backend
 def test_runs_per_hour_are_limited_per_session_and_per_address_naming_the_limit():
     clock = FakeClock()
     slot = TrainingSlot(fair_use(), clock=clock)
@@ -257,6 +270,7 @@ def test_runs_per_hour_are_limited_per_session_and_per_address_naming_the_limit(
     slot.admit(TINY, "alice", "10.0.0.1")  # an hour later
 
 
+@pytest.mark.same_on_every_backend
 def test_an_admission_reserves_the_slot_until_it_starts_lapses_or_is_withdrawn():
     clock = FakeClock()
     slot = TrainingSlot(fair_use(), clock=clock)
@@ -311,6 +325,7 @@ def test_a_stopped_run_frees_the_slot_at_once_and_is_tested_on_a_subset(monkeypa
     assert finished.report["images"] == 50 and finished.probabilities.shape == (50, 10)
 
 
+@pytest.mark.same_on_every_backend
 def test_the_download_shows_its_megabytes_and_a_failure_its_message(monkeypatch):
     """What the Train tab shows while CIFAR-10 downloads (on a Space after every restart)."""
     from cifar_demo import data
