@@ -29,8 +29,10 @@ def hammer(url, clients, seconds):
     paths = example_paths()
     latencies, errors = [], []
     lock = threading.Lock()
-    ready = threading.Barrier(clients + 1)
     stop_at = []
+    # The clock starts once every client is connected (the barrier's action runs before any
+    # party is released): connecting 20 clients can take longer than the phase itself.
+    ready = threading.Barrier(clients + 1, action=lambda: stop_at.append(time.monotonic() + seconds))
 
     def worker(index):
         client = Client(url, verbose=False)
@@ -51,7 +53,6 @@ def hammer(url, clients, seconds):
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
-    stop_at.append(time.monotonic() + seconds)
     ready.wait()
     for thread in threads:
         thread.join(seconds + 120)

@@ -64,3 +64,14 @@ def stop_app(process):
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # the whole group has exited
+
+
+def wait_for_warm_up(log_path, timeout=START_TIMEOUT):
+    """Waits until the app's after-launch warm-up (model, traced functions, the tabs' first
+    views) has finished and logged its start-up times: a test that measures the server's
+    CPU must not count that work."""
+    deadline = time.monotonic() + timeout
+    while "start-up times:" not in Path(log_path).read_text():
+        if time.monotonic() > deadline:
+            raise AppFailedToStart(f"the warm-up did not finish in {timeout} s:\n{Path(log_path).read_text()[-3000:]}")
+        time.sleep(0.5)

@@ -14,7 +14,7 @@ from gradio_client.exceptions import ValidationError
 from cifar_demo import CLASSES
 from cifar_demo.ui.classify_tab import example_paths
 from tests.conftest import shown_value, tiny_run, toy_dataset, wait_for_progress
-from tests.local_server import AppFailedToStart, start_app, stop_app
+from tests.local_server import AppFailedToStart, start_app, stop_app, wait_for_warm_up
 
 FLOOD_JOINS = 80
 
@@ -30,6 +30,7 @@ def abuse_app(tmp_path_factory):
     except AppFailedToStart as error:
         pytest.fail(str(error))
     try:
+        wait_for_warm_up(folder / "app.log")  # the latencies measured here are not the start-up's
         yield url, folder / "app.log"
     finally:
         stop_app(process)

@@ -25,7 +25,7 @@ from PIL import Image
 from cifar_demo import CLASSES, images
 from cifar_demo.ui import guards, internals, upload_cache
 from cifar_demo.ui.classify_tab import example_paths
-from tests.local_server import AppFailedToStart, start_app, stop_app
+from tests.local_server import AppFailedToStart, start_app, stop_app, wait_for_warm_up
 
 CACHE_MB = 2
 BURST = 300          # per client: the 500 uploads below come from two clients, 250 each
@@ -168,6 +168,7 @@ def guarded_app(tmp_path_factory):
     except AppFailedToStart as error:
         pytest.fail(str(error))
     try:
+        wait_for_warm_up(log_path)  # the CPU it spends is not the refusals'
         yield process, url, log_path, cache
     finally:
         stop_app(process)
