@@ -85,8 +85,12 @@ class RunInProgress(RunRefused):
 def image_cost(width_mult, batch_size):
     """Seconds one training image costs at this width and batch size, relative to the full
     model at batch 128: a fixed part plus one growing with the square of the width (the
-    convolutions' multiply-adds), and more per image for small batches. Fitted to
-    `python -m bench.run_cost` (bench/RESULTS.md), rounded up."""
+    convolutions' multiply-adds; fitted to `python -m bench.run_cost`, bench/RESULTS.md,
+    rounded up), and more per image for small batches. The batch factor (2.4x at batch 16)
+    is the app's, not the bench's: train_on_batch alone costs little more per image at
+    batch 16, but each of the engine's steps carries fixed work (augmentation, events, the
+    page's curves) and the Train tab measured 32 images/s at batch 16 against about 90 at
+    batch 128 (the abuse-resistance issue)."""
     return (0.15 + 0.85 * width_mult**2) * (1 + 32 / batch_size) / (1 + 32 / 128)
 
 
