@@ -116,6 +116,9 @@ def app_timings(output):
     return parts(match.group("built")), parts(match.group("after"))
 
 
+LOAD_AT_START = os.getloadavg()[0]  # 1-minute load average as the bench starts
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -165,7 +168,7 @@ def main():
     figures.update({f"after launch: {name}": (seconds, "s") for name, seconds in after.items()})
     record("startup", figures, notes=(
         "import and build figures are from one extra run under -X importtime (slower than the others); "
-        "shared machine, other work running: re-measure on a quiet one"
+        f"load average at the start {LOAD_AT_START:.1f} (2 cores: above 1, something else was running)"
     ))
 
 

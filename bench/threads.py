@@ -75,6 +75,7 @@ def run_worker(threads, args):
 
 
 def main():
+    load_at_start = os.getloadavg()[0]  # 1-minute load average: above the 2 cores, something else ran
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the two settings")
     parser.add_argument("--steps", type=int, default=8, help=f"timed training steps of {BATCH_SIZE} images")
@@ -120,7 +121,7 @@ def main():
               f"8x cores spends {cpu_ratio:.2f}x the CPU time per image")
     record("threads", figures, notes=(
         f"medians of {args.rounds} alternating rounds, each setting in its own process; training: "
-        f"{args.steps} steps of the full model, float32; shared machine, other work running"
+        f"{args.steps} steps of the full model, float32; load average at the start {load_at_start:.1f}"
     ))
 
 
