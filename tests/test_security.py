@@ -62,7 +62,7 @@ def test_train_is_checked_before_the_queue_and_never_waits_in_it(demo):
     queues; the one-run rule is the TrainingSlot's (tests/test_training_runs.py)."""
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
     assert train.validator is not None
-    assert train.concurrency_limit is None and train.concurrency_id == "training"
+    assert train.concurrency_limit is None
 
 
 class FakeStateHolder:

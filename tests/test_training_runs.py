@@ -354,3 +354,25 @@ def test_the_download_shows_its_megabytes_and_a_failure_its_message(monkeypatch)
     loading = train_tab.TrainingData(poll_seconds=0.05)
     updates = list(loading)
     assert loading.dataset is None and "run-error" in updates[-1] and "no internet" in updates[-1]
+
+
+@pytest.mark.same_on_every_backend
+def test_refusals_and_checks_leave_the_hourly_records_working():
+    """A refusal on the address limit, and a REST check that never starts, must not leave
+    anything behind that breaks the next admission; a lapsed admission claimed again is
+    counted once."""
+    clock = FakeClock()
+    slot = TrainingSlot(fair_use(runs_per_hour_per_session=5, runs_per_hour_per_address=1), clock=clock)
+    slot.admit(TINY, "alice", "10.0.0.1")
+    slot.withdraw("alice")
+    with pytest.raises(RunRefused, match="your network address"):
+        slot.admit(TINY, "bob", "10.0.0.1")  # bob has no record yet: none is made for him
+    slot.check(TINY, None, "10.0.0.2")  # a REST call checked, never started
+    clock.now += 3600
+    slot.admit(TINY, "carol", "10.0.0.3")  # counting prunes every record: none may be empty
+    clock.now += TrainingSlot.ADMISSION_SECONDS + 1  # carol's admission lapses before her request runs
+    slot.claim("carol")
+    slot.start(TINY, toy_dataset(train=64, test=8), owner="carol", address="10.0.0.3").abandon()
+    with pytest.raises(RunRefused, match="1 run was started from your network address"):
+        slot.admit(TINY, "dave", "10.0.0.3")  # carol's one run was counted once: the address is at its limit
+    slot.admit(TINY, "carol-2", "10.0.0.4")

@@ -32,7 +32,7 @@ LOG = logging.getLogger(__name__)
 TITLE = "CIFAR-10 Studio"
 # Gradio's queue: every event waits in it; beyond QUEUE_SIZE waiting events a new one is
 # refused with "queue full" instead of piling up. Events run QUEUE_CONCURRENCY at a time
-# unless they set their own limit (/train runs one at a time).
+# unless they set their own limit (/train sets none: its validator admits one run at a time).
 QUEUE_SIZE = 64
 QUEUE_CONCURRENCY = 4
 MAX_UPLOAD = images.MAX_FILE_BYTES  # larger uploads are refused before they reach any handler
@@ -79,7 +79,7 @@ def shipped_accuracy_note(report):
 
 @contextlib.contextmanager
 def timed(name, timings):
-    """Adds the seconds its block took to `timings[name]`."""
+    """Records the seconds its block took as `timings[name]`."""
     start = time.perf_counter()
     try:
         yield

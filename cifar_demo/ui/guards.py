@@ -75,7 +75,12 @@ class RateLimiter:
 
 def client_of(scope):
     """The client's address as Gradio reports it; an IPv6 address as its /64 network."""
-    host = (scope.get("client") or ("unknown", 0))[0]
+    return client_key((scope.get("client") or ("unknown", 0))[0])
+
+
+def client_key(host):
+    """`host` as one client: an IPv6 address as its /64 network (what one host usually
+    holds, so a fresh address from it is the same client), anything else as it is."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -17,6 +17,7 @@ import numpy as np
 
 from cifar_demo import CLASSES, data, plots, training
 from cifar_demo.predictions import GRID_IMAGES
+from cifar_demo.ui import guards
 from cifar_demo.ui.downloads import save_downloads
 from cifar_demo.ui.event_streams import STREAM_GRACE_SECONDS, STREAMS
 from cifar_demo.ui.session import TrainedModel
@@ -35,12 +36,14 @@ SLOT_WAIT_SECONDS = 10      # how long an admitted run waits for an abandoned on
 
 SLOT = TrainingSlot()
 LOG = logging.getLogger(__name__)
+REFUSALS = logging.getLogger("cifar_demo.refused")  # one line per refused request, as the guards log them
 
 
 def client_address(request):
-    """The client's IP address as the server sees it (a proxy's unless it forwards the
-    client's and uvicorn trusts it: FORWARDED_ALLOW_IPS), or None."""
-    return request.client.host if request.client is not None else None
+    """The client as the server sees it (a proxy's address unless it forwards the client's
+    and uvicorn trusts it: FORWARDED_ALLOW_IPS), IPv6 per /64 as the upload guard counts
+    it; None when unknown."""
+    return guards.client_key(request.client.host) if request.client is not None else None
 
 
 def progress_html(fraction, text, kind="running"):
@@ -200,7 +203,7 @@ def build(trained_model, tab):
             else:
                 SLOT.admit(config, request.session_hash, client_address(request))
         except (ValueError, RunRefused) as error:
-            LOG.info("refused a training run: %s", error)
+            REFUSALS.info("refused /train: %s", error)
             return [gr.validate(False, str(error))] + [gr.validate(True, "")] * (len(values) - 1)
         return [gr.validate(True, "")] * len(values)
 
@@ -215,7 +218,7 @@ def build(trained_model, tab):
             raise gr.Error(str(error), title="Cannot start this run") from None
         if not STREAMS.wait_for(owner, STREAM_GRACE_SECONDS):
             SLOT.withdraw(owner)  # nobody listens to this request: it takes nothing shared
-            LOG.info("dropped a training request whose client never listened")
+            REFUSALS.info("dropped a training request whose client never listened")
             return
         run = None
         try:
@@ -316,7 +319,6 @@ def build(trained_model, tab):
         preprocess=False,  # raw values: config_from_form checks each one and names it in its message
         # Never queued behind another run: check_run admits one at a time and refuses the rest.
         concurrency_limit=None,
-        concurrency_id="training",
         show_progress="minimal",
     )
     stop_button.click(stop, api_name="stop_training", show_progress="hidden")

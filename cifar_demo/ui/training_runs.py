@@ -301,7 +301,7 @@ class ActiveRun:
             self._on_done(self)
 
     def describe(self):
-        """One line on how far the run is, for people waiting their turn."""
+        """One line on how far the run is, for the people it refuses meanwhile."""
         if self.latest is None:
             return "A training run is starting."
         done = self.latest.step / max(1, self.latest.total_steps)
@@ -313,8 +313,8 @@ class ActiveRun:
     def events(self, poll_seconds=0.5):
         """Runs the run, yielding each event and None every `poll_seconds` without one;
         ends after RunFinished or RunFailed. The slot is free before that last event
-        arrives, so the next person in the queue, whose turn starts when this stream ends,
-        never finds it taken."""
+        arrives (a stopped run's as soon as its training ends), so whoever starts a run once
+        this one is over never finds it taken."""
         if self.abandoned:
             yield RunFailed("The run was abandoned.")
             return
@@ -384,11 +384,12 @@ class TrainingSlot:
         """Keeps `owner`'s admission until they start or withdraw (their request is running
         and someone is listening to it); RunInProgress when it has lapsed and another took it."""
         with self._guard:
-            if self._admitted_now(owner):
-                self._admitted = (owner, math.inf, self._admitted[2])
-            else:  # never admitted (a REST call: no session id when the validator ran) or lapsed
+            own = self._admitted if self._admitted is not None and self._admitted[0] == owner else None
+            if own is None or self._clock() >= own[1]:
+                # Never admitted (a REST call: no session id when the validator ran) or lapsed:
+                # free unless another took it; a lapsed admission was counted all the same.
                 self._check_free(owner)
-                self._admitted = (owner, math.inf, False)
+            self._admitted = (owner, math.inf, own is not None and own[2])
 
     def withdraw(self, owner):
         """Gives up `owner`'s admission (their request ended without starting a run)."""
@@ -466,9 +467,7 @@ class TrainingSlot:
                                  ("address", address, self.fair_use.runs_per_hour_per_address)):
             if key is None:
                 continue
-            starts = self._starts[(kind, key)]
-            while starts and now - starts[0] >= 3600:
-                starts.popleft()
+            starts = [start for start in self._starts.get((kind, key), ()) if now - start < 3600]
             if len(starts) >= limit:
                 who = "this browser session" if kind == "session" else "your network address"
                 raise RunRefused(
@@ -481,8 +480,11 @@ class TrainingSlot:
         for kind, key in (("session", owner), ("address", address)):
             if key is not None:
                 self._starts[(kind, key)].append(now)
-        for key in [key for key, starts in self._starts.items() if now - starts[-1] >= 3600]:
-            del self._starts[key]  # nobody who started nothing for an hour is remembered
+        for key, starts in list(self._starts.items()):
+            while starts and now - starts[0] >= 3600:
+                starts.popleft()
+            if not starts:
+                del self._starts[key]  # nobody who started nothing for an hour is remembered
 
     def _release(self, run):
         with self._guard:
