@@ -2,29 +2,34 @@
 
 FGSM (Goodfellow et al. 2015) and few-step PGD (Madry et al. 2018) under an L-infinity
 budget in pixel levels of the 0-255 range, through the running backend's autodiff
-(cifar_demo.backend.input_gradient), so they work on every Keras backend. Images stay
+(cifar_demo.backend.compile_input_gradient), so they work on every Keras backend. Images stay
 uint8: a perturbation of integer images by at most an integer epsilon, rounded, stays
 within epsilon, which is also why epsilons are whole levels (no uint8 image lies at a
 fractional L-infinity distance from another).
 """
 
+import threading
+import weakref
+
 import keras
 import numpy as np
 
-from cifar_demo.backend import input_gradient
+from cifar_demo.backend import compile_input_gradient
 from cifar_demo.model import LOGITS_LAYER
 
 MAX_EPSILON = 8                            # the Robustness tab's slider: 1-8 levels of 255
 EPSILONS = tuple(range(1, MAX_EPSILON + 1))  # what smallest_flipping_epsilon tries
 PGD_STEPS = 7                              # Madry et al.'s CIFAR-10 attack: 7 steps of epsilon / 4
 METHODS = ("fgsm", "pgd")
+_GRADIENTS = weakref.WeakKeyDictionary()  # predictor -> its compiled loss gradient, freed with it
+_GRADIENTS_LOCK = threading.Lock()         # the app's worker threads share a predictor
 
 
 def loss_gradient(predictor, images, labels):
     """float32 (N, 32, 32, 3): the gradient of each image's cross-entropy loss for its
     label with respect to its pixels (0-255 scale). The loss is on the network's own
     logits; the calibration temperature only rescales them and never changes the answer."""
-    return _gradient(_logits_network(predictor), images, labels)
+    return _gradient(predictor, images, labels)
 
 
 def fgsm(predictor, images, epsilon, labels=None):
@@ -34,7 +39,7 @@ def fgsm(predictor, images, epsilon, labels=None):
     0-255. uint8 (N, 32, 32, 3) in and out."""
     images, epsilons = _checked(images, epsilon)
     labels = _labels(predictor, images, labels)
-    step = epsilons * np.sign(_gradient(_logits_network(predictor), images, labels))
+    step = epsilons * np.sign(_gradient(predictor, images, labels))
     return np.clip(images + step, 0, 255).astype(np.uint8)
 
 
@@ -54,9 +59,8 @@ def pgd(predictor, images, epsilon, labels=None, steps=PGD_STEPS, step_size=None
     low, high = np.maximum(clean - epsilons, 0), np.minimum(clean + epsilons, 255)
     size = epsilons / 4 if step_size is None else np.float32(step_size)
     current = clean if rng is None else np.clip(clean + rng.uniform(-1, 1, clean.shape) * epsilons, low, high)
-    network = _logits_network(predictor)
     for _ in range(steps):
-        current = np.clip(current + size * np.sign(_gradient(network, current, labels)), low, high)
+        current = np.clip(current + size * np.sign(_gradient(predictor, current, labels)), low, high)
     return np.rint(current).astype(np.uint8)
 
 
@@ -81,19 +85,25 @@ def smallest_flipping_epsilon(predictor, image, method="pgd", epsilons=EPSILONS,
     return int(grid[flipped[0]]) if flipped.size else None
 
 
-def _logits_network(predictor):
-    """The predictor's model up to its logits: built once per attack, called eagerly."""
-    return keras.Model(predictor.model.input, predictor.model.get_layer(LOGITS_LAYER).output)
+def _gradient(predictor, images, labels):
+    """loss_gradient through the predictor's compiled gradient (built on first use)."""
+    with _GRADIENTS_LOCK:
+        if predictor not in _GRADIENTS:
+            _GRADIENTS[predictor] = _compile_loss_gradient(predictor.model)
+        gradient = _GRADIENTS[predictor]
+    one_hot = np.eye(predictor.model.output.shape[-1], dtype=np.float32)[labels]
+    return np.asarray(gradient(np.asarray(images, dtype=np.float32), one_hot), dtype=np.float32)
 
 
-def _gradient(network, images, labels):
-    one_hot = keras.ops.convert_to_tensor(np.eye(network.output.shape[-1], dtype=np.float32)[labels])
+def _compile_loss_gradient(model):
+    """The gradient of each image's cross-entropy on the model's logits, compiled."""
+    network = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output)
 
-    def losses(tensor):
-        log_probabilities = keras.ops.log_softmax(keras.ops.cast(network(tensor, training=False), "float32"))
+    def losses(images, one_hot):
+        log_probabilities = keras.ops.log_softmax(keras.ops.cast(network(images, training=False), "float32"))
         return -keras.ops.sum(log_probabilities * one_hot, axis=-1)
 
-    return input_gradient(losses, np.asarray(images, dtype=np.float32)).astype(np.float32)
+    return compile_input_gradient(network.variables, losses)
 
 
 def _checked(images, epsilon):

@@ -100,6 +100,7 @@ def brute_force_smallest_epsilon(predictor, image, attack, **options):
 @pytest.mark.parametrize("method, attack, options", [("fgsm", fgsm, {}), ("pgd", pgd, {"steps": 2})])
 def test_the_smallest_flipping_epsilon_agrees_with_a_brute_force_scan(tiny_predictor, images, method, attack,
                                                                       options):
+    images = images[:4]
     found = [smallest_flipping_epsilon(tiny_predictor, image, method, **options) for image in images]
     assert found == [brute_force_smallest_epsilon(tiny_predictor, image, attack, **options) for image in images]
     assert len(set(found)) >= 2, found  # images that flip at different budgets (or not at all)
