@@ -116,7 +116,7 @@ def main():
     print(f"corrupting alone, {count:,} images x {passes - 1}: {corrupting:.1f} s")
     figures["of which corrupting alone (both precisions)"] = (corrupting, "s")
     record("robustness", figures, notes=f"live path in float32; images: {source}; shared 2-core machine, "
-           "other work running (the full float32 evaluation among it)")
+           "other sessions' work may be running")
 
 
 if __name__ == "__main__":
