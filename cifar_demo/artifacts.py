@@ -40,6 +40,12 @@ def ood_path_for(weights_path):
     return companion_path(weights_path, "ood", ".npz")
 
 
+def corruptions_path_for(weights_path):
+    """x.weights.h5 -> x.corruptions.json: accuracy per corruption and severity
+    (`evaluate --corruptions`). Not in shipped_files() until the app reads it."""
+    return companion_path(weights_path, "corruptions")
+
+
 def shipped_files():
     """Every file under weights/ the app reads, missing ones included (the caller reports
     them): the shipped weights with their companions, the files named above, the examples."""

@@ -1,20 +1,30 @@
 """Evaluation of weights on the official test set, and their calibration.
 
-CLI: `python -m cifar_demo.evaluate [--tta] [--fit-temperature] [--write-predictions]`.
+CLI: `python -m cifar_demo.evaluate [--tta] [--fit-temperature] [--write-predictions]`, or
+`python -m cifar_demo.evaluate --corruptions [--images N]` for accuracy under corruption.
 The metrics themselves live in cifar_demo.metrics, the predictions file in
-cifar_demo.predictions.
+cifar_demo.predictions, accuracy under corruption in cifar_demo.robustness.
 """
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, calibration_path_for, config_path_for
+from cifar_demo.artifacts import (
+    SHIPPED_TEST_PREDICTIONS,
+    SHIPPED_WEIGHTS,
+    calibration_path_for,
+    config_path_for,
+    corruptions_path_for,
+)
+from cifar_demo.backend import describe, resolve_device
 from cifar_demo.data import load_cifar10, split_training_set
 from cifar_demo.metrics import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax, summarize
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, file_sha256
 from cifar_demo.predictor import Predictor
+from cifar_demo.robustness import corruption_accuracy, format_table, save_report
 from cifar_demo.training import TrainConfig
 
 
@@ -78,7 +88,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m cifar_demo.evaluate",
         description="Evaluate weights on the official CIFAR-10 test set (10,000 images): accuracy, "
-        "per-class accuracy, confusion matrix, calibration error; optionally flip-TTA accuracy.",
+        "per-class accuracy, confusion matrix, calibration error; optionally flip-TTA accuracy, or "
+        "(--corruptions) accuracy under each corruption of the Robustness tab at severities 1-5.",
     )
     parser.add_argument("--weights", default=None, help="a .weights.h5 file (default: the shipped weights)")
     parser.add_argument("--data", default=None,
@@ -96,16 +107,23 @@ def main(argv=None):
     parser.add_argument("--write-predictions", nargs="?", const="", default=None, metavar="NPZ",
                         help="also write the test-set probabilities and the mistakes' pixels for the Mistakes tab "
                         "(default file, for the shipped weights only: weights/test_predictions.npz)")
+    parser.add_argument("--corruptions", action="store_true",
+                        help="instead: accuracy under every corruption of cifar_demo.corruptions at severities 1-5 "
+                        "(12 x 5 passes over the test images), written beside the weights (<name>.corruptions.json) "
+                        "with the precision it was computed in: float32 takes about 30 min on a 2-core CPU, "
+                        "mixed_bfloat16 about a third of that where the CPU has AMX (bench/RESULTS.md, robustness)")
+    parser.add_argument("--images", type=int, default=None, metavar="N",
+                        help="with --corruptions: the first N test images (default: all of them)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="with --corruptions: the corruptions' seed (default: 0)")
+    parser.add_argument("--out", default=None, metavar="JSON",
+                        help="with --corruptions: write the report here instead of beside the weights")
     args = parser.parse_args(argv)
 
     weights = Path(args.weights) if args.weights else SHIPPED_WEIGHTS
-    if args.write_predictions == "" and args.weights:
-        print("error: --write-predictions needs a file name for weights other than the shipped ones "
-              "(weights/test_predictions.npz belongs to the shipped weights)", file=sys.stderr)
-        return 2
-    if args.precision != "float32" and (args.write_predictions is not None or args.fit_temperature):
-        print("error: --write-predictions and --fit-temperature write what the app uses, which serves float32 "
-              "answers; drop --precision", file=sys.stderr)
+    refusal = _refusal(args)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     try:
         data = load_cifar10(args.data)
@@ -118,11 +136,14 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    shown_weights = str(args.weights) if args.weights else f"{SHIPPED_WEIGHTS.parent.name}/{SHIPPED_WEIGHTS.name}"
+    if args.corruptions:
+        return _evaluate_corruptions(args, predictor, data, weights, shown_weights)
     logits = predictor.predict_logits(data.x_test)
     report = evaluate_logits(logits, data.y_test, predictor.temperature)
     if args.tta:
         report["tta_accuracy"] = summarize(predictor.predict_proba(data.x_test, tta=True), data.y_test)["accuracy"]
-    report["weights"] = str(args.weights) if args.weights else f"{SHIPPED_WEIGHTS.parent.name}/{SHIPPED_WEIGHTS.name}"
+    report["weights"] = shown_weights
     print(json.dumps(report, indent=2) if args.json else format_report(report, report["weights"]))
     if args.write_predictions is not None:
         out = Path(args.write_predictions or SHIPPED_TEST_PREDICTIONS)
@@ -131,6 +152,51 @@ def main(argv=None):
         predictions.save(out)
         print(f"wrote {out}: probabilities of {len(data.y_test):,} test images and the pixels of "
               f"{len(predictions.image_indices):,} of them (mistakes and the first {GRID_IMAGES})", file=sys.stderr)
+    return 0
+
+
+def _refusal(args):
+    """Why these options cannot go together, or None."""
+    if args.write_predictions == "" and args.weights:
+        return ("--write-predictions needs a file name for weights other than the shipped ones "
+                "(weights/test_predictions.npz belongs to the shipped weights)")
+    if args.precision != "float32" and (args.write_predictions is not None or args.fit_temperature):
+        return ("--write-predictions and --fit-temperature write what the app uses, which serves float32 "
+                "answers; drop --precision")
+    if not args.corruptions:
+        named = [flag for flag, given in (("--images", args.images is not None), ("--seed", args.seed is not None),
+                                          ("--out", args.out is not None)) if given]
+        return f"{', '.join(named)} only go with --corruptions" if named else None
+    named = [flag for flag, given in (("--tta", args.tta), ("--fit-temperature", args.fit_temperature),
+                                      ("--write-predictions", args.write_predictions is not None)) if given]
+    if named:
+        return f"--corruptions measures accuracy under corruption only: drop {', '.join(named)}"
+    if args.images is not None and args.images < 1:
+        return f"--images must be a positive number of test images, got {args.images}"
+    if args.out is None and args.images is not None and not args.weights:
+        return ("the shipped weights' corruption report covers the whole test set; "
+                "pass --out for a report on --images")
+    return None
+
+
+def _evaluate_corruptions(args, predictor, data, weights, shown_weights):
+    """Accuracy under every corruption and severity, with a progress line per step;
+    writes the report (beside the weights or to --out) and prints it."""
+    count = len(data.x_test) if args.images is None else min(args.images, len(data.x_test))
+    started = time.perf_counter()
+
+    def progress(done, total, name, severity, accuracy):
+        elapsed = time.perf_counter() - started
+        print(f"corruptions: {done}/{total} {name} severity {severity}: {accuracy * 100:.2f}% "
+              f"({elapsed / 60:.1f} min, about {elapsed / done * (total - done) / 60:.1f} min left)",
+              file=sys.stderr, flush=True)
+
+    report = corruption_accuracy(predictor, data.x_test[:count], data.y_test[:count], args.seed or 0, progress)
+    report.update(weights=shown_weights, precision=args.precision, backend=describe(resolve_device("auto")))
+    out = Path(args.out) if args.out else corruptions_path_for(weights)
+    save_report(report, out)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    print(f"wrote {out} in {report['seconds'] / 60:.1f} min", file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,8 @@ MAX_ABSOLUTE_DIFFERENCE = 1e-4
 # CLI's full training runs and the tests marked same_on_every_backend (the server's rules and
 # forms, Python above the engine) stay with the default backend.
 RERUN = ["tests/test_predictor.py", "tests/test_explain.py", "tests/test_model.py", "tests/test_training.py",
-         "tests/test_ood.py", "tests/test_evaluate.py", "tests/test_training_runs.py", "tests/test_app_api.py"]
+         "tests/test_ood.py", "tests/test_evaluate.py", "tests/test_training_runs.py", "tests/test_app_api.py",
+         "tests/test_adversarial.py"]
 
 
 def installed(backend):
