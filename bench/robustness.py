@@ -18,31 +18,18 @@ import time
 
 import numpy as np
 
+from bench.gradcam import test_images
 from bench.results import record
 from bench.timing import percentiles, time_calls
 from cifar_demo import Predictor
 from cifar_demo.adversarial import smallest_flipping_epsilon
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.corruptions import CORRUPTIONS, SEVERITIES
-from cifar_demo.data import load_cifar10
 from cifar_demo.ood import OodDetector
-from cifar_demo.predictions import PredictionSet
 from cifar_demo.robustness import corruption_accuracy
 
 FULL_TEST_SET = 10_000
 GOAL_MINUTES = 15
 LIVE_SEVERITY = 3
-
-
-def test_images():
-    """(images, labels, source) of the official test set, or the shipped ones without it."""
-    try:
-        data = load_cifar10()
-        return data.x_test, data.y_test, "official test set"
-    except ValueError:
-        shipped = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
-        kept = shipped.image_indices
-        return shipped.images, shipped.labels[kept], "test images shipped in weights/test_predictions.npz"
 
 
 def main():

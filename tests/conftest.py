@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.data import Cifar10
 from tests.browser_pages import ARTIFACTS, CHROMIUM, LAPTOP
 from tests.local_server import AppFailedToStart, start_app, stop_app
@@ -45,6 +46,13 @@ def toy_dataset(train=256, test=64, seed=0):
     x_train, y_train = make(train)
     x_test, y_test = make(test)
     return Cifar10(x_train, y_train, x_test, y_test)
+
+
+@pytest.fixture(scope="session")
+def shipped_sample():
+    """The Data tab's 100 shipped training images: real photos, every class."""
+    with np.load(SHIPPED_SAMPLE) as sample:
+        return sample["images"]
 
 
 @pytest.fixture(scope="session")

@@ -8,24 +8,17 @@ import pytest
 
 from cifar_demo import Predictor
 from cifar_demo.adversarial import EPSILONS, fgsm, loss_gradient, pgd, smallest_flipping_epsilon
-from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.model import LOGITS_LAYER, build_model, scaled_widths
 
 
 @pytest.fixture(scope="module")
-def sample():
-    with np.load(SHIPPED_SAMPLE) as saved:
-        return saved["images"]
-
-
-@pytest.fixture(scope="module")
-def tiny_predictor(sample):
+def tiny_predictor(shipped_sample):
     """A tiny untrained model whose logits are standardised over the shipped sample images:
     a random network gives nearly every image the same answer, by a wide margin; this one
     answers differently and by small margins, so small budgets flip some images, not all."""
     keras.utils.set_random_seed(0)
     model = build_model(scaled_widths(0.125))
-    logits = Predictor(model).predict_logits(sample)
+    logits = Predictor(model).predict_logits(shipped_sample)
     dense = model.get_layer(LOGITS_LAYER)
     dense.kernel.assign(keras.ops.convert_to_numpy(dense.kernel) / logits.std(axis=0))
     dense.bias.assign(-logits.mean(axis=0) / logits.std(axis=0))
@@ -33,8 +26,8 @@ def tiny_predictor(sample):
 
 
 @pytest.fixture(scope="module")
-def images(sample):
-    return sample[:6]
+def images(shipped_sample):
+    return shipped_sample[:6]
 
 
 def losses(predictor, images, labels):

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image, ImageDraw
 
 from cifar_demo import corruptions
-from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.corruptions import CORRUPTIONS, DISPLAY_NAMES, MAX_SEVERITY
 
 NAMES = list(CORRUPTIONS)
@@ -19,15 +18,8 @@ ALL_SEVERITIES = range(MAX_SEVERITY + 1)
 
 
 @pytest.fixture(scope="module")
-def real():
-    """The Data tab's 100 shipped training images: real photos, every class."""
-    with np.load(SHIPPED_SAMPLE) as sample:
-        return sample["images"]
-
-
-@pytest.fixture(scope="module")
-def few(real):
-    return real[:6]
+def few(shipped_sample):
+    return shipped_sample[:6]
 
 
 def test_the_registry_lists_exactly_the_public_functions_with_the_contract_signature():
@@ -45,31 +37,32 @@ def test_the_registry_lists_exactly_the_public_functions_with_the_contract_signa
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_severity_0_is_the_identity_and_every_severity_keeps_shape_dtype_and_range(name, real):
+def test_severity_0_is_the_identity_and_every_severity_keeps_shape_dtype_and_range(name, shipped_sample):
     function = CORRUPTIONS[name]
-    clean = function(real, 0, 0)
-    np.testing.assert_array_equal(clean, real)
-    assert not np.shares_memory(clean, real)
+    clean = function(shipped_sample, 0, 0)
+    np.testing.assert_array_equal(clean, shipped_sample)
+    assert not np.shares_memory(clean, shipped_sample)
     for severity in ALL_SEVERITIES:
-        out = function(real, severity, np.random.default_rng(severity))
-        assert out.shape == real.shape and out.dtype == np.uint8
-        assert function(real[:0], severity, 0).shape == (0, 32, 32, 3)
-    assert function(real, 3.0, 0).tolist() == function(real, 3, 0).tolist()  # a slider's float
+        out = function(shipped_sample, severity, np.random.default_rng(severity))
+        assert out.shape == shipped_sample.shape and out.dtype == np.uint8
+        assert function(shipped_sample[:0], severity, 0).shape == (0, 32, 32, 3)
+    assert function(shipped_sample, 3.0, 0).tolist() == function(shipped_sample, 3, 0).tolist()  # a slider's float
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_same_seed_gives_the_same_images_and_other_seeds_differ_only_where_drawn(name, real):
+def test_the_same_seed_gives_the_same_images_and_other_seeds_differ_only_where_drawn(name, shipped_sample):
     function = CORRUPTIONS[name]
-    first = function(real, 3, np.random.default_rng(7))
-    np.testing.assert_array_equal(function(real, 3, np.random.default_rng(7)), first)
-    np.testing.assert_array_equal(function(real, 3, 7), first)  # an integer seed is the same Generator
-    other = function(real, 3, np.random.default_rng(8))
+    first = function(shipped_sample, 3, np.random.default_rng(7))
+    np.testing.assert_array_equal(function(shipped_sample, 3, np.random.default_rng(7)), first)
+    np.testing.assert_array_equal(function(shipped_sample, 3, 7), first)  # an integer seed is the same Generator
+    other = function(shipped_sample, 3, np.random.default_rng(8))
     assert (not np.array_equal(other, first)) == (name in RANDOM)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_severity_is_monotone_in_the_mean_absolute_difference_from_the_clean_images(name, real):
-    distances = [np.abs(CORRUPTIONS[name](real, severity, 0).astype(int) - real).mean() for severity in ALL_SEVERITIES]
+def test_severity_is_monotone_in_the_mean_absolute_difference_from_the_clean_images(name, shipped_sample):
+    distances = [np.abs(CORRUPTIONS[name](shipped_sample, severity, 0).astype(int) - shipped_sample).mean()
+                 for severity in ALL_SEVERITIES]
     assert distances[0] == 0 < distances[1] < distances[MAX_SEVERITY], distances
     assert all(later >= earlier for earlier, later in zip(distances, distances[1:], strict=False)), distances
 
