@@ -118,13 +118,16 @@ def build_app(predictor=None):
         )
         # The model this browser session trained and chose to use; never shared between sessions.
         trained_model = gr.State(delete_callback=free_trained_model)
+        # The last 32x32 input the person looked at, in any tab (a current_input.CurrentInput).
+        shared_input = gr.State()
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"), timed("Classify tab", timings):
-                classify_tab.build(lazy_predictor, trained_model, detector, metrics)
+                classify_tab.build(lazy_predictor, trained_model, detector, metrics, shared_input)
             with gr.Tab("Data", id="data") as data, timed("Data tab", timings):
                 first_views.append(data_tab.build(data))
             with gr.Tab("Mistakes", id="mistakes") as mistakes, timed("Mistakes tab", timings):
-                first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions))
+                first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions,
+                                                     shared_input))
             with gr.Tab("Train", id="train") as train, timed("Train tab", timings):
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about") as about, timed("About tab", timings):

@@ -7,6 +7,7 @@ import gradio as gr
 from cifar_demo import CLASSES, images
 from cifar_demo.artifacts import EXAMPLES_DIR
 from cifar_demo.ui import explain_views
+from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
 from cifar_demo.ui.internals import DrawingCanvas, UploadedImage
 
@@ -16,6 +17,8 @@ PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#f
 SEEN_SCALE = 8              # the 32x32 input is shown at 256x256
 SHIPPED_LABEL = "What the shipped model thinks (top 5)"
 GUESS_LABEL = "The shipped model's forced guess among the ten classes (top 5)"
+INPUT_FROM_UPLOAD = "your image from the Classify tab"
+INPUT_FROM_DRAWING = "your drawing from the Classify tab"
 DRAW_HINT = "*Draw something on the canvas: the model answers as you draw.*"
 SELECT_BRUSH_JS = """() => {
   let tries = 0;
@@ -42,11 +45,13 @@ def tta_label(metrics):
     return f"{base}; on the test set {metrics['accuracy']:.2%} → {metrics['tta_accuracy']:.2%} ({gain:+.2f} points)"
 
 
-def build(predictor, trained_model, detector, metrics=None):
+def build(predictor, trained_model, detector, metrics=None, shared_input=None):
     """Lays out the tab and wires its events; `predictor` answers every request, `detector`
     (an ood.OodDetector for it) says when an input is unlike CIFAR-10, and the session's
     `trained_model` state (a session.TrainedModel, once the person chose to use one)
-    answers beside it. `metrics` (the shipped metrics file) states the TTA effect."""
+    answers beside it. `metrics` (the shipped metrics file) states the TTA effect. Every
+    new 32x32 input also goes to `shared_input`, the session's current_input.CurrentInput
+    gr.State, when given."""
 
     def model_input_or_error(source):
         try:
@@ -158,7 +163,7 @@ def build(predictor, trained_model, detector, metrics=None):
     classified.success(enlarge, inputs=model_input, outputs=seen, api_visibility="private", show_progress="hidden")
     # A refused upload must not leave the previous image's answer on screen.
     classified.failure(lambda: (None, None, None), outputs=[label, seen, model_input], api_visibility="private")
-    sketch.change(
+    drawn = sketch.change(
         classify_drawing,
         inputs=[sketch, tta],
         outputs=[label, seen, draw_hint, model_input],
@@ -172,6 +177,10 @@ def build(predictor, trained_model, detector, metrics=None):
         trigger(compare, inputs=[model_input, trained_model, tta], outputs=trained_label,
                 api_visibility="private", show_progress="hidden")
     tta.change(relabel, inputs=[model_input, tta], outputs=label, api_visibility="private", show_progress="hidden")
+    if shared_input is not None:
+        for answered, source in ((classified, INPUT_FROM_UPLOAD), (drawn, INPUT_FROM_DRAWING)):
+            answered.success(lambda pixels, source=source: current_input(pixels, source), inputs=model_input,
+                             outputs=shared_input, api_visibility="private", show_progress="hidden")
     for trigger in (model_input.change, explain_class.change, opacity.release, tta.change):
         trigger(explain, inputs=[model_input, explain_class, opacity, tta], outputs=[heatmap, ood_notice, label],
                 api_visibility="private", show_progress="hidden")

@@ -21,6 +21,7 @@ from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.metrics import compare_predictions, summarize_predictions
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
 from cifar_demo.ui import explain_views
+from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 from cifar_demo.ui.first_view import FirstView
 
@@ -189,6 +190,11 @@ def opened_explanation(source, index, choice, opacity):
                                      opacity, LARGE_SCALE)
 
 
+def test_image_input(source, index):
+    """The opened test image as the session's current input."""
+    return current_input(source.image(index), f"test image #{index} (really a {CLASSES[source.labels[index]]})")
+
+
 def closed_views():
     """The opened image's views (image, label, line, heatmap, index) with nothing open."""
     return None, None, OPEN_HINT, gr.update(value=None, label=explain_views.EXPLAIN_LABEL), None
@@ -214,10 +220,12 @@ def comparison(shipped, trained, kind_name):
     return summary, items
 
 
-def build(tab, predictor, trained_model, predictions=None):
+def build(tab, predictor, trained_model, predictions=None, shared_input=None):
     """Lays out `tab` with its first view computed for the shipped `predictor` and its
     test-set `predictions` (read from weights/test_predictions.npz when None);
-    `trained_model` is the session's gr.State. Returns the FirstView that fills its figures."""
+    `trained_model` is the session's gr.State. An opened test image also becomes the
+    session's current input (`shared_input`, a gr.State), when given. Returns the FirstView
+    that fills its figures."""
     shipped = shipped_source(predictor, predictions)
     first_summary, first_per_class, first_confusion = overview_tables(shipped)
     first_order = next(iter(ORDERS))
@@ -352,8 +360,12 @@ def build(tab, predictor, trained_model, predictions=None):
                         api_visibility="private")
     next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs,
                     api_visibility="private")
-    gallery.select(open_image, inputs=[choice, trained_model, shown, opened_class, opened_opacity],
-                   outputs=opened_views, api_visibility="private")
+    opening = gallery.select(open_image, inputs=[choice, trained_model, shown, opened_class, opened_opacity],
+                             outputs=opened_views, api_visibility="private")
+    if shared_input is not None:
+        opening.success(lambda choice_value, model, index: test_image_input(source_for(choice_value, model), index),
+                        inputs=[choice, trained_model, opened_index], outputs=shared_input, api_visibility="private",
+                        show_progress="hidden")
     for trigger in (opened_class.change, opened_opacity.release):
         trigger(explain_opened, inputs=[choice, trained_model, opened_index, opened_class, opened_opacity],
                 outputs=opened_heatmap, api_visibility="private", show_progress="hidden")

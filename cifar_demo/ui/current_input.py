@@ -1,0 +1,24 @@
+"""The session's current input: the last 32x32 image the person looked at, whichever tab
+it came from (a Classify upload, drawing or example, or a test image opened in Mistakes).
+Tabs that study one input (Inside the network, Robustness) read it from one gr.State."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CurrentInput:
+    """uint8 (32, 32, 3) model input and a short phrase naming where it came from."""
+
+    pixels: np.ndarray
+    source: str   # e.g. "your upload", "test image #42 (really a cat)"
+
+    def __post_init__(self):
+        if self.pixels.shape != (32, 32, 3) or self.pixels.dtype != np.uint8:
+            raise ValueError(f"a current input is uint8 (32, 32, 3), not {self.pixels.dtype} {self.pixels.shape}")
+
+
+def current_input(pixels, source):
+    """A CurrentInput for `pixels`, or None when there are none (an image was cleared)."""
+    return None if pixels is None else CurrentInput(np.asarray(pixels), source)
