@@ -10,6 +10,7 @@ import pytest
 
 from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.data import Cifar10
+from tests import backend_reruns
 from tests.browser_pages import ARTIFACTS, CHROMIUM, LAPTOP
 from tests.local_server import AppFailedToStart, start_app, stop_app
 
@@ -175,3 +176,14 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """After -k/-m have deselected: the re-runs under the other backends start now, in the
+    background, and the tests that collect them run last (tests/backend_reruns.py)."""
+    backend_reruns.schedule(config, items)
+
+
+def pytest_unconfigure(config):
+    backend_reruns.stop(config)

@@ -5,12 +5,10 @@ The suite itself runs under whatever KERAS_BACKEND says (TensorFlow by default);
 tests here start subprocesses under the other backends and compare with this one.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
@@ -19,25 +17,14 @@ from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.data import load_cifar10
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.runtime import BACKENDS, BackendUnavailable, check_keras_backend
+from tests.backend_reruns import OTHER_BACKENDS, STARTED, THIS_BACKEND, installed
 from tests.conftest import REPO, cifar10_path
 
-THIS_BACKEND = keras.backend.backend()
-OTHER_BACKENDS = [name for name in BACKENDS if name != THIS_BACKEND]
 AGREEMENT_IMAGES = 1000
 EXPLAINED_IMAGES = 20
 # What "the same answers" means across backends (float32 everywhere; the kernels differ).
 MIN_ARGMAX_AGREEMENT = 0.999
 MAX_ABSOLUTE_DIFFERENCE = 1e-4
-# Re-run under each other backend: the fast unit tests and the API tests. Browser tests, the
-# CLI's full training runs and the tests marked same_on_every_backend (the server's rules and
-# forms, Python above the engine) stay with the default backend.
-RERUN = ["tests/test_predictor.py", "tests/test_explain.py", "tests/test_model.py", "tests/test_training.py",
-         "tests/test_ood.py", "tests/test_evaluate.py", "tests/test_training_runs.py", "tests/test_app_api.py",
-         "tests/test_adversarial.py"]
-
-
-def installed(backend):
-    return importlib.util.find_spec(BACKENDS[backend][0]) is not None
 
 
 def run_under(backend, *args, timeout=900):
@@ -104,27 +91,11 @@ def test_the_shipped_weights_answer_the_same_on_every_backend(backend, these_ans
     assert probabilities.shape == (len(agreement_images()), len(CLASSES))
 
 
-@pytest.fixture(scope="module")
-def reruns():
-    """The unit and API tests under every other installed backend, started together (each
-    is mostly one busy thread: on two cores they take about as long as the slower one)."""
-    started = {}
-    for backend in OTHER_BACKENDS:
-        if installed(backend):
-            environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
-            started[backend] = subprocess.Popen(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
-                 "not browser and not same_on_every_backend", *RERUN],
-                cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield started
-    for process in started.values():
-        process.kill()
-        process.wait()
-
-
 @pytest.mark.skipif(THIS_BACKEND != "tensorflow", reason="the default backend's run starts the others")
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_unit_and_api_tests_pass_under(backend, reruns):
+def test_unit_and_api_tests_pass_under(backend, request):
+    """Collects the re-run that tests/conftest.py started when the suite began."""
+    reruns = request.config.stash.get(STARTED, {})
     if backend not in reruns:
         pytest.skip(f"{backend} is not installed ({BACKENDS[backend][1]})")
     output, _ = reruns[backend].communicate(timeout=1500)
