@@ -92,7 +92,8 @@ def test_the_answer_views_are_the_models_answer_and_map_on_the_changed_input(tin
     probabilities = tiny.predict_proba(pixels[None])[0]
     assert list(label) == list(CLASSES) and list(label.values()) == pytest.approx(probabilities.tolist(), abs=1e-6)
     np.testing.assert_array_equal(enlarged, images.upscale_nearest(pixels, views.SCALE))
-    assert overlay.shape == (256, 256, 3) and caption.startswith(f"Why {CLASSES[int(probabilities.argmax())]}")
+    top = int(probabilities.argmax())
+    assert overlay.shape == (256, 256, 3) and caption.startswith(f"Why {CLASSES[top]} ({probabilities[top]:.0%})?")
     assert "Looks like a CIFAR-10 photo" in notice and "score 1.25" in notice
     line = views.corruption_line(CurrentInput(pixels, "your upload"), "motion_blur", 4)
     assert line == "Showing your upload, with **motion blur** at severity **4** of 5."
@@ -117,7 +118,7 @@ def test_the_attack_view_flips_where_the_modules_search_says_and_shows_the_pertu
             delta = result.attacked[epsilon - 1].astype(int) - pixels.astype(int)
             assert np.abs(delta).max() <= epsilon
             np.testing.assert_array_equal(change[:: views.SCALE, :: views.SCALE], 128 + delta * gain)
-            assert f"amplified x{gain}" in caption and f"at most {epsilon}/255" in caption
+            assert f"amplified x{gain}" in caption
 
 
 def test_a_missing_or_broken_report_is_a_message_and_the_shipped_one_is_shown_as_measured(tmp_path):

@@ -22,8 +22,8 @@ from cifar_demo.ui.first_view import FirstView
 CORRUPT = "Corruptions"
 ATTACK = "Adversarial pixels"
 FIRST_SEVERITY = 3
-SEEN_LABEL = "What the model sees (32x32, enlarged): click to place the grey square"
-ATTACKED_LABEL = "What the model sees: the attacked input (32x32, enlarged)"
+SEEN_LABEL = "The model's input (click: grey square)"
+ATTACKED_LABEL = "The attacked input"
 PROGRESS = gr.Progress()  # Gradio passes a live tracker to a handler whose argument defaults to one
 NO_MODEL = "*Train a model in the Train tab and press “Use this model”: its curves can then be computed here.*"
 
@@ -140,9 +140,11 @@ def build(tab, predictor, detector, trained_model, shared_input):
         "“probably none of these” check follow."
     )
     with gr.Row(equal_height=False):
-        choice = gr.Dropdown([views.CURRENT, *examples], value=views.CURRENT, label="Input", elem_id="robust-input")
-        mode = gr.Radio([CORRUPT, ATTACK], value=CORRUPT, label="Mode", elem_id="robust-mode")
+        choice = gr.Dropdown([views.CURRENT, *examples], value=views.CURRENT, label="Input", elem_id="robust-input",
+                             min_width=260)
+        mode = gr.Radio([CORRUPT, ATTACK], value=CORRUPT, label="Mode", elem_id="robust-mode", min_width=260)
     shown_line = gr.Markdown(views.NO_INPUT, elem_id="robust-shown")
+    # Controls, then what they change: side by side on a laptop, the pictures right under the slider on a phone.
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
             with gr.Group(visible=True) as corruption_controls:
@@ -156,18 +158,17 @@ def build(tab, predictor, detector, trained_model, shared_input):
                                   elem_id="robust-method")
                 epsilon = gr.Slider(1, MAX_EPSILON, value=1, step=1, elem_id="robust-epsilon",
                                     label="ε: the most any pixel may change, in levels of 255")
-            ood_notice = gr.HTML("", elem_id="robust-ood")
-            label = gr.Label(num_top_classes=5, label="What the shipped model thinks now (top 5)",
-                             elem_id="robust-label")
         with gr.Column(scale=3, min_width=280):
             with gr.Row(equal_height=False):
                 seen = gr.Image(label=SEEN_LABEL, interactive=False, height=272, format="png", buttons=[],
                                 elem_classes=["pixelated"], elem_id="robust-seen")
                 heatmap = gr.Image(label=EXPLAIN_LABEL, interactive=False, height=272, format="png", buttons=[],
                                    elem_id="robust-heatmap")
-                perturbation = gr.Image(label="The perturbation, amplified", interactive=False, height=272,
+                perturbation = gr.Image(label="The change, amplified", interactive=False, height=272,
                                         format="png", buttons=[], visible=False, elem_classes=["pixelated"],
                                         elem_id="robust-perturbation")
+            ood_notice = gr.HTML("", elem_id="robust-ood")
+            label = gr.Label(num_top_classes=5, label="The shipped model's answer now (top 5)", elem_id="robust-label")
     gr.Markdown("### Accuracy vs. severity")
     shipped_summary = gr.Markdown(elem_id="robust-summary")
     curves = gr.Plot(show_label=False, format="png", elem_id="robust-curves")

@@ -79,11 +79,14 @@ def corrupt(pixels, name, severity, center=None):
 
 def answer_views(predictor, detector, pixels):
     """(enlarged input, {class: probability}, Grad-CAM overlay, its caption, OOD notice html)
-    for one uint8 (32, 32, 3) input: what Classify shows, for the changed image."""
+    for one uint8 (32, 32, 3) input: what Classify shows, for the changed image, with a
+    caption short enough to sit over the map."""
     probabilities = predictor.predict_proba(pixels[None])[0]
-    overlay, caption = explanation(predictor, pixels, probabilities, TOP_CLASS, HEATMAP_OPACITY, SCALE)
+    overlay, _ = explanation(predictor, pixels, probabilities, TOP_CLASS, HEATMAP_OPACITY, SCALE)
+    top = int(probabilities.argmax())
     label = {name: float(p) for name, p in zip(CLASSES, probabilities, strict=True)}
-    return (images.upscale_nearest(pixels, SCALE), label, overlay, caption,
+    return (images.upscale_nearest(pixels, SCALE), label, overlay,
+            f"Why {CLASSES[top]} ({probabilities[top]:.0%})? Grad-CAM: red = evidence",
             ood_notice_html(detector.assess(pixels)))
 
 
@@ -122,13 +125,12 @@ def attack(predictor, pixels, method, previous=None):
 
 
 def perturbation_view(clean, attacked, epsilon):
-    """The change the attack made, amplified around mid-grey so that +-epsilon levels span
-    almost the whole range, enlarged; and a caption saying by how much."""
+    """The change the attack made (at most epsilon levels a pixel), amplified around mid-grey
+    so that +-epsilon spans almost the whole range, enlarged; and a caption saying by how much."""
     gain = 127 // epsilon
     change = attacked.astype(np.int16) - clean.astype(np.int16)
     amplified = np.clip(128 + change * gain, 0, 255).astype(np.uint8)
-    return (images.upscale_nearest(amplified, SCALE),
-            f"The perturbation (attacked - original, at most {epsilon}/255 per pixel), amplified x{gain} around grey")
+    return images.upscale_nearest(amplified, SCALE), f"The change, amplified x{gain} (grey = none)"
 
 
 def attack_line(shown, result, method, epsilon):
@@ -140,7 +142,8 @@ def attack_line(shown, result, method, epsilon):
         smallest = f"No ε up to {MAX_EPSILON} flips it."
     else:
         smallest = f"The smallest ε that flips it: **{result.flips_at}**."
-    return (f"Showing {shown.source} attacked by {METHOD_NAMES[method]} with ε = **{epsilon}**/255: "
+    return (f"Showing {shown.source} attacked by {METHOD_NAMES[method]} with ε = **{epsilon}**/255 (no pixel "
+            f"changes by more than {epsilon} levels; the change is shown amplified x{127 // epsilon}): "
             f"{verdict}. {smallest}")
 
 
