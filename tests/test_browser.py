@@ -169,6 +169,7 @@ def test_robustness_tab_corrupts_an_example_live_and_the_attack_flips_it_at_the_
     page.get_by_role("tab", name="Robustness").click()
     shown = page.locator("#robust-shown")
     shown.get_by_text("No input yet").wait_for()  # nothing classified in this session: a hint
+    assert not page.locator("#robust-seen").is_visible()  # and no empty pictures
     page.get_by_role("tab", name="Classify").click()
     page.locator(".gallery-item").first.click()  # an example, classified: the session's current input
     predicted_label(page)

@@ -70,7 +70,7 @@ def build(tab, predictor, detector, trained_model, shared_input):
         and the smallest epsilon that flips it (all eight epsilons computed once per input)."""
         shown = views.chosen_input(choice, current, examples)
         if shown is None:
-            return (*no_input(ATTACKED_LABEL), gr.update(value=None, visible=True), None)
+            return (*no_input(ATTACKED_LABEL), gr.update(value=None, visible=True), None, gr.update(visible=False))
         result = views.attack(predictor, shown.pixels, method, previous)
         epsilon = int(epsilon)
         attacked = result.attacked[epsilon - 1]
@@ -78,14 +78,16 @@ def build(tab, predictor, detector, trained_model, shared_input):
         change, change_caption = views.perturbation_view(result.clean, attacked, epsilon)
         return (views.attack_line(shown, result, method, epsilon), gr.update(value=enlarged, label=ATTACKED_LABEL),
                 label, gr.update(value=overlay, label=caption), notice,
-                gr.update(value=change, label=change_caption, visible=True), result)
+                gr.update(value=change, label=change_caption, visible=True), result, gr.update(visible=True))
 
     def refresh(mode, choice, current, corruption, severity, center, method, epsilon, previous):
-        """Every view for the mode shown, after the input or the mode changed."""
+        """Every view for the mode shown, after the input or the mode changed; without an
+        input, only the hint (the pictures and the answer are hidden, not shown empty)."""
         if mode == ATTACK:
             return attack_views(choice, current, method, epsilon, previous)
+        shown = views.chosen_input(choice, current, examples)
         return (*corruption_views(choice, corruption, severity, current, center), gr.update(visible=False),
-                gr.skip())
+                gr.skip(), gr.update(visible=shown is not None))
 
     def follow_input(mode, *inputs):
         """A new current input (it changes while another tab shows) is corrupted at once, a
@@ -158,7 +160,7 @@ def build(tab, predictor, detector, trained_model, shared_input):
                                   elem_id="robust-method")
                 epsilon = gr.Slider(1, MAX_EPSILON, value=1, step=1, elem_id="robust-epsilon",
                                     label="ε: the most any pixel may change, in levels of 255")
-        with gr.Column(scale=3, min_width=280):
+        with gr.Column(scale=3, min_width=280, visible=False) as pictures:  # shown once there is an input
             with gr.Row(equal_height=False):
                 seen = gr.Image(label=SEEN_LABEL, interactive=False, height=272, format="png", buttons=[],
                                 elem_classes=["pixelated"], elem_id="robust-seen")
@@ -168,7 +170,7 @@ def build(tab, predictor, detector, trained_model, shared_input):
                                         format="png", buttons=[], visible=False, elem_classes=["pixelated"],
                                         elem_id="robust-perturbation")
             ood_notice = gr.HTML("", elem_id="robust-ood")
-            label = gr.Label(num_top_classes=5, label="The shipped model's answer now (top 5)", elem_id="robust-label")
+            label = gr.Label(num_top_classes=5, label="The model's answer (top 5)", elem_id="robust-label")
     gr.Markdown("### Accuracy vs. severity")
     shipped_summary = gr.Markdown(elem_id="robust-summary")
     curves = gr.Plot(show_label=False, format="png", elem_id="robust-curves")
@@ -184,7 +186,7 @@ def build(tab, predictor, detector, trained_model, shared_input):
     attack_state = gr.State()  # the last views.Attack, reused while only epsilon moves
     views_out = [shown_line, seen, label, heatmap, ood_notice]
     refresh_inputs = [mode, choice, shared_input, corruption, severity, center, method, epsilon, attack_state]
-    refresh_outputs = [*views_out, perturbation, attack_state]
+    refresh_outputs = [*views_out, perturbation, attack_state, pictures]
     quiet = {"api_visibility": "private", "show_progress": "hidden"}
 
     gr.on([severity.release, corruption.input], corruption_views,
