@@ -130,6 +130,10 @@ def build(tab, predictor, detector, trained_model, shared_input):
                                    title=f"Accuracy under corruption on the first {yours['images']:,} test images")
         return views.subset_summary(yours, theirs), figure
 
+    def new_model(model):
+        """Another model in use: the old one's curves go."""
+        return NO_MODEL if model is None else f"Ready to measure your model ({model.summary}).", None
+
     def shipped_curves():
         report, problem = views.read_report(corruptions_path_for(SHIPPED_WEIGHTS))
         if report is None:
@@ -205,10 +209,5 @@ def build(tab, predictor, detector, trained_model, shared_input):
                 outputs=[center, corruption, severity, *views_out], **quiet)
     compute.click(session_curves, inputs=trained_model, outputs=[yours_summary, yours_curves],
                   api_visibility="private", concurrency_limit=None)
-
-    def new_model(model):
-        """Another model in use: the old one's curves go."""
-        return NO_MODEL if model is None else f"Ready to measure your model ({model.summary}).", None
-
     trained_model.change(new_model, inputs=trained_model, outputs=[yours_summary, yours_curves], **quiet)
     return FirstView(tab, [shipped_summary, curves], shipped_curves)
