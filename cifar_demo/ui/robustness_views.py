@@ -12,7 +12,7 @@ import pandas as pd
 
 from cifar_demo import CLASSES, images
 from cifar_demo.adversarial import MAX_EPSILON, attack_every_epsilon, first_flip
-from cifar_demo.corruptions import CORRUPTIONS, DISPLAY_NAMES, MAX_SEVERITY, SIZE, occlusion
+from cifar_demo.corruptions import CORRUPTIONS, DISPLAY_NAMES, MAX_SEVERITY, SEVERITIES, SIZE, occlusion
 from cifar_demo.robustness import corruption_accuracy, load_report
 from cifar_demo.ui.current_input import CurrentInput
 from cifar_demo.ui.explain_views import TOP_CLASS, explanation, ood_notice_html
@@ -221,7 +221,7 @@ def subset_curves(trained, shipped, dataset, shipped_reports, progress=None, sub
     """(the session's model's report, the shipped model's) on the first `subset` test
     images of `dataset`; `progress(fraction, text)` after each corruption and severity."""
     subset_images, subset_labels = dataset.x_test[:subset], dataset.y_test[:subset]
-    steps = len(CORRUPTIONS) * 5
+    steps = len(CORRUPTIONS) * len(SEVERITIES)
     passes = 1 if shipped_reports.has(subset_images, subset_labels) else 2
 
     def reporter(offset, whose):
