@@ -68,11 +68,19 @@ def smallest_flipping_epsilon(predictor, image, method="pgd", epsilons=EPSILONS,
     """The smallest epsilon of `epsilons` at which `method` ("fgsm" or "pgd", with
     `attack_options`) changes the model's answer on one uint8 (32, 32, 3) image, or None
     when none does. Every epsilon is attacked in one batch (one gradient per step for all)."""
+    grid, attacked, label = attack_every_epsilon(predictor, image, method, epsilons, **attack_options)
+    return first_flip(grid, predictor.predict_proba(attacked), label)
+
+
+def attack_every_epsilon(predictor, image, method="pgd", epsilons=EPSILONS, **attack_options):
+    """(the epsilons sorted, the image attacked at each of them as uint8 (E, 32, 32, 3), the
+    model's answer on the clean image) for one uint8 (32, 32, 3) image, in one batch: what
+    smallest_flipping_epsilon searches, kept for a view that shows each epsilon's attack."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     pixels = np.asarray(image)
     if pixels.dtype != np.uint8 or pixels.shape != (32, 32, 3):
-        raise ValueError(f"smallest_flipping_epsilon takes one uint8 image of shape (32, 32, 3), "
+        raise ValueError(f"the epsilon search takes one uint8 image of shape (32, 32, 3), "
                          f"got {pixels.dtype} {pixels.shape}")
     grid = np.asarray(sorted(epsilons))
     if grid.size == 0:
@@ -81,8 +89,14 @@ def smallest_flipping_epsilon(predictor, image, method="pgd", epsilons=EPSILONS,
     attack = fgsm if method == "fgsm" else pgd
     attacked = attack(predictor, np.repeat(pixels[None], len(grid), axis=0), grid,
                       labels=np.full(len(grid), label), **attack_options)
-    flipped = np.flatnonzero(predictor.predict_proba(attacked).argmax(axis=1) != label)
-    return int(grid[flipped[0]]) if flipped.size else None
+    return grid, attacked, label
+
+
+def first_flip(epsilons, probabilities, label):
+    """The first of `epsilons` whose attacked image's `probabilities` (E, classes) answer
+    something other than `label`, or None."""
+    flipped = np.flatnonzero(np.asarray(probabilities).argmax(axis=1) != label)
+    return int(epsilons[flipped[0]]) if flipped.size else None
 
 
 def _gradient(predictor, images, labels):

@@ -42,7 +42,7 @@ def ood_path_for(weights_path):
 
 def corruptions_path_for(weights_path):
     """x.weights.h5 -> x.corruptions.json: accuracy per corruption and severity
-    (`evaluate --corruptions`). Not in shipped_files() until the app reads it."""
+    (`evaluate --corruptions`), which the Robustness and About tabs show."""
     return companion_path(weights_path, "corruptions")
 
 
@@ -50,6 +50,6 @@ def shipped_files():
     """Every file under weights/ the app reads, missing ones included (the caller reports
     them): the shipped weights with their companions, the files named above, the examples."""
     weights = SHIPPED_WEIGHTS
-    return [weights, config_path_for(weights), calibration_path_for(weights), ood_path_for(weights), SHIPPED_METRICS,
-            SHIPPED_TEST_PREDICTIONS, SHIPPED_SAMPLE, SHIPPED_MODEL_CARD, SHIPPED_CURVES,
-            *sorted(EXAMPLES_DIR.glob("*.png"))]
+    return [weights, config_path_for(weights), calibration_path_for(weights), ood_path_for(weights),
+            corruptions_path_for(weights), SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_SAMPLE,
+            SHIPPED_MODEL_CARD, SHIPPED_CURVES, *sorted(EXAMPLES_DIR.glob("*.png"))]

@@ -9,6 +9,7 @@ import argparse
 import json
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from cifar_demo import CLASSES
@@ -163,6 +164,35 @@ def reliability_diagram(probabilities, labels, temperature, bins=15, title="Cali
     figure.axes[0].set_ylabel("accuracy")
     figure.axes[0].legend(loc="upper left")
     figure.suptitle(f"{title} ({len(labels):,} images, {bins} bins)")
+    return figure
+
+
+def corruption_curves(panels, title="Accuracy under corruption"):
+    """Accuracy (%) against severity, one line per corruption starting from the clean
+    accuracy at severity 0, and the clean accuracy dashed, for each (name, report) of
+    `panels` (corruption reports, cifar_demo.robustness) side by side on the same axes,
+    each titled with its mean corruption accuracy."""
+    panels = list(panels)
+    if not panels:
+        raise ValueError("corruption_curves needs at least one (name, report) panel")
+    figure = Figure(figsize=(4.2 * len(panels) + 2.2, 4.4), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(panels), sharey=True))
+    colours = colormaps["tab10"].colors  # past ten corruptions, the colours come again dashed, square-marked
+    for axis, (name, report) in zip(axes, panels, strict=True):
+        clean = report["clean_accuracy"] * 100
+        severities = [0, *report["severities"]]
+        for index, row in enumerate(report["corruptions"].values()):
+            again = index >= len(colours)
+            axis.plot(severities, [clean, *(a * 100 for a in row["accuracy"])], marker="s" if again else "o",
+                      markersize=3, linestyle="--" if again else "-", color=colours[index % len(colours)],
+                      label=row["display_name"])
+        axis.axhline(clean, color="black", linestyle=":", linewidth=1.2, label="clean")
+        axis.set(xlabel="severity", xticks=severities, ylim=(0, 100),
+                 title=f"{name}: mean {report['mean_corruption_accuracy']:.2%} (clean {clean / 100:.2%})")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(f"accuracy on {panels[0][1]['images']:,} test images (%)")
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
+    figure.suptitle(title)
     return figure
 
 

@@ -16,6 +16,7 @@ from tests.browser_pages import (
     stop_the_run,
     upload_photo,
     wait_for_heatmap,
+    wait_for_loaded_image,
 )
 
 pytestmark = needs_chromium
@@ -160,3 +161,46 @@ def test_every_figure_of_a_tab_arrives_when_the_tab_opens(page, tab, accordion, 
         image = page.locator(f"{figure} img")
         image.wait_for()
         assert image.get_attribute("src").startswith("data:image/png;base64,")
+
+
+def test_robustness_tab_corrupts_an_example_live_and_the_attack_flips_it_at_the_reported_epsilon(page):
+    import re
+
+    page.get_by_role("tab", name="Robustness").click()
+    shown = page.locator("#robust-shown")
+    shown.get_by_text("No input yet").wait_for()  # nothing classified in this session: a hint
+    assert not page.locator("#robust-seen").is_visible()  # and no empty pictures
+    page.get_by_role("tab", name="Classify").click()
+    page.locator(".gallery-item").first.click()  # an example, classified: the session's current input
+    predicted_label(page)
+    page.get_by_role("tab", name="Robustness").click()
+    shown.get_by_text("Showing your image from the Classify tab, with gaussian noise").wait_for()
+    page.locator("#robust-input input").click()
+    page.get_by_role("option", name="truck (test image #11)").click()
+    shown.get_by_text("the example truck (official test image #11), with gaussian noise at severity 3 of 5").wait_for()
+    seen, answer = page.locator("#robust-seen img"), page.locator("#robust-label")
+    wait_for_loaded_image(page, "#robust-seen img")
+    before, answered = seen.get_attribute("src"), answer.inner_text()
+    track = page.locator("#robust-severity input[type=range]").bounding_box()
+    page.mouse.click(track["x"] + track["width"] - 2, track["y"] + track["height"] / 2)  # drag to the end: 5
+    shown.get_by_text("gaussian noise at severity 5 of 5").wait_for()
+    page.wait_for_function("src => document.querySelector('#robust-seen img').src !== src", arg=before)
+    assert answer.inner_text() != answered  # the answer followed the noisier picture
+    box = seen.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)  # a grey square there
+    shown.get_by_text("with occlusion at severity 5 of 5").wait_for()
+
+    page.get_by_label("Adversarial pixels").check()
+    shown.get_by_text("attacked by PGD (7 steps) with ε = 1/255").wait_for()
+    assert "the answer is still truck" in shown.inner_text()  # this example holds out for a few levels
+    reported = re.search(r"The smallest ε that flips it: (\d)", shown.inner_text())
+    assert reported, shown.inner_text()
+    epsilon = int(reported.group(1))
+    page.locator("#robust-epsilon input[type=number]").fill(str(epsilon))
+    page.locator("#robust-epsilon input[type=number]").press("Tab")  # let go: the view updates
+    shown.get_by_text(f"with ε = {epsilon}/255").wait_for()
+    flipped = re.search(r"the answer flips: truck → (\w+)", shown.inner_text())
+    assert flipped, shown.inner_text()
+    assert predicted_label(answer) == flipped.group(1) != "truck"
+    page.locator("#robust-perturbation img").wait_for()
+    assert f"amplified x{127 // epsilon}" in page.locator("#robust-perturbation").inner_text()

@@ -13,10 +13,17 @@ import gradio as gr
 import pandas as pd
 
 from cifar_demo import plots
-from cifar_demo.artifacts import SHIPPED_CURVES, SHIPPED_MODEL_CARD, SHIPPED_WEIGHTS, config_path_for
+from cifar_demo.artifacts import (
+    SHIPPED_CURVES,
+    SHIPPED_MODEL_CARD,
+    SHIPPED_WEIGHTS,
+    config_path_for,
+    corruptions_path_for,
+)
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
+from cifar_demo.ui import robustness_views
 from cifar_demo.ui.first_view import FirstView
 
 RECIPE_SECTION = "## How it was made"
@@ -91,6 +98,16 @@ def reliability_figure(predictions, temperature):
                                      title="Calibration on the official test set")
 
 
+def corruption_views(path):
+    """The corruption section's text and table from the report at `path`; without a readable
+    report, a message saying why and no table."""
+    report, problem = robustness_views.read_report(path)
+    if report is None:
+        return problem, None
+    return (robustness_views.report_summary(report) + " The Robustness tab shows what each does to one image.",
+            robustness_views.report_frame(report))
+
+
 def build(tab, predictor, detector, metrics, predictions):
     """Lays out `tab` for the shipped `predictor`, its OOD `detector`, its `metrics` (what
     `evaluate --json` measured), its test-set `predictions` (a PredictionSet) and the files
@@ -117,10 +134,16 @@ def build(tab, predictor, detector, metrics, predictions):
     reliability = gr.Plot(show_label=False, format="png", elem_id="reliability-diagram")
     gr.Markdown("### When it says “probably none of these”")
     ood = gr.Markdown(elem_id="ood-about")
+    gr.Markdown("### How it holds up under noise, blur, light and occlusion")
+    corruption_summary = gr.Markdown(elem_id="corruption-about")
+    corruption_table = gr.Dataframe(interactive=False, elem_id="corruption-table",
+                                    label="Accuracy on the test images under each corruption, severity 1 (mild) to 5")
 
     def first_view():
         return (summary_markdown(metrics, predictor), layer_frame(predictor.model),
                 plots.per_class_accuracy_figure(metrics["per_class_accuracy"], title="Test accuracy per class"),
-                reliability_figure(predictions, metrics["temperature"]), ood_markdown(detector, held_out))
+                reliability_figure(predictions, metrics["temperature"]), ood_markdown(detector, held_out),
+                *corruption_views(corruptions_path_for(SHIPPED_WEIGHTS)))
 
-    return FirstView(tab, [summary, layers, per_class, reliability, ood], first_view)
+    return FirstView(tab, [summary, layers, per_class, reliability, ood, corruption_summary, corruption_table],
+                     first_view)

@@ -21,6 +21,7 @@ from cifar_demo.ui import (
     event_streams,
     guards,
     mistakes_tab,
+    robustness_tab,
     train_tab,
     upload_cache,
 )
@@ -128,6 +129,9 @@ def build_app(predictor=None):
             with gr.Tab("Mistakes", id="mistakes") as mistakes, timed("Mistakes tab", timings):
                 first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions,
                                                      shared_input))
+            with gr.Tab("Robustness", id="robustness") as robustness, timed("Robustness tab", timings):
+                first_views.append(robustness_tab.build(robustness, lazy_predictor, detector, trained_model,
+                                                        shared_input))
             with gr.Tab("Train", id="train") as train, timed("Train tab", timings):
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about") as about, timed("About tab", timings):
