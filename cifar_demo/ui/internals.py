@@ -10,6 +10,7 @@ Defining these component subclasses makes Gradio write internals.pyi (type stubs
 their event listeners) beside this file; .gitignore keeps such files out of the repository.
 """
 
+import base64
 import datetime
 import logging
 import sys
@@ -59,6 +60,36 @@ class UploadedImage(gr.Image):
     def preprocess(self, payload):
         if payload is None or payload.path is None:
             return super().preprocess(payload)
+        return payload.path
+
+
+class CameraFrame(gr.Image):
+    """gr.Image for the live webcam stream that hands each frame's bytes to
+    cifar_demo.images (bounded, decoded by our reader) instead of decoding it itself, so a
+    frame that cannot be decoded reaches the handler, which skips it: an exception would
+    end the whole stream.
+
+    Relies on: a streamed frame arriving at `preprocess(payload)` as an ImageData whose
+    `url` is a base64 data URL (the browser's canvas.toDataURL("image/jpeg")), and
+    `is_template = True` keeping gr.Image's front end. Guarded by
+    tests/test_camera.py::test_live_frames_are_classified_and_bad_frames_skipped and, in the
+    browser, tests/test_accessibility.py::test_fake_camera_snapshot_and_live_stream.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload):
+        """bytes of the frame, its uploaded path, or None when there is none or it is not base64."""
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            encoded = payload.url.partition(",")[2]
+            if len(encoded) > images.MAX_FILE_BYTES * 4 // 3 + 4:
+                return None
+            try:
+                return base64.b64decode(encoded, validate=True)
+            except ValueError:
+                return None
         return payload.path
 
 

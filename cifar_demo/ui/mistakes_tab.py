@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from cifar_demo import CLASSES, data, images, plots
+from cifar_demo import CLASSES, data, describe, images, plots
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.metrics import compare_predictions, summarize_predictions
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
@@ -180,7 +180,9 @@ def opened_image(source, index):
     label = {CLASSES[k]: float(probabilities[k]) for k in top}
     line = (f"Test image #{index}: really a **{CLASSES[source.labels[index]]}**, "
             f"the model said **{CLASSES[predicted]}** ({probabilities[predicted]:.1%}).")
-    return images.upscale_nearest(source.image(index), LARGE_SCALE), label, line
+    opened = gr.update(value=images.upscale_nearest(source.image(index), LARGE_SCALE),
+                       alt_text=f"Test image #{index}, {describe.model_input(source.image(index))}")
+    return opened, label, line
 
 
 def opened_explanation(source, index, choice, opacity):
@@ -324,13 +326,13 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
         source = source_for(choice_value, model)
         index = shown_indices[event.index]
         overlay, caption = opened_explanation(source, index, class_choice, opacity_value)
-        return (*opened_image(source, index), gr.update(value=overlay, label=caption), index)
+        return (*opened_image(source, index), gr.update(value=overlay, label=caption, alt_text=caption), index)
 
     def explain_opened(choice_value, model, index, class_choice, opacity_value):
         if index is None:
             return gr.skip()
         overlay, caption = opened_explanation(source_for(choice_value, model), index, class_choice, opacity_value)
-        return gr.update(value=overlay, label=caption)
+        return gr.update(value=overlay, label=caption, alt_text=caption)
 
     def compare_models(model, kind_name):
         if model is None:
