@@ -43,11 +43,8 @@ WATCH_CAMERA_JS = """() => {
     AbortError: "it stopped before it started.",
   };
   const show = (reason) => {
-    const box = document.querySelector("#camera-message");
-    if (!box) return;
-    box.textContent = NO_CAMERA.replace("{reason}", reason);
-    box.setAttribute("role", "alert");
-    box.classList.add("camera-refused");
+    const box = document.querySelector("#camera-message .camera-message");
+    if (box) box.textContent = NO_CAMERA.replace("{reason}", reason);
   };
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) show("this browser offers none to web pages.");
   window.addEventListener("unhandledrejection", (event) => {
@@ -72,40 +69,42 @@ def build(predictor):
     the Classify tab to wire like its upload. The live part is wired here: it shows its own
     answer and does not change the session's current input (it changes several times a second)."""
 
-    def classify_frame(frame, times):
-        """One live frame -> (top 3, the 32x32 view, the frames/s line, answer times). A frame
-        that cannot be decoded is skipped: the stream goes on with the last answer shown."""
+    def classify_frame(frame, answered):
+        """One live frame -> (top 3, the 32x32 view, the frames/s line, the session's answered
+        frames: count and recent times). A frame that cannot be decoded is skipped: the stream
+        goes on with the last answer shown."""
         if frame is None:
-            return gr.skip(), gr.skip(), gr.skip(), times
+            return gr.skip(), gr.skip(), gr.skip(), answered
         try:
             pixels = images.to_model_input(frame)
         except ValueError:
-            return gr.skip(), gr.skip(), gr.skip(), times
+            return gr.skip(), gr.skip(), gr.skip(), answered
+        count, times = answered or (0, [])
         now = time.monotonic()
-        times = [moment for moment in (times or []) if now - moment <= RATE_WINDOW] + [now]
-        rate = frame_rate(times, now)
+        count, times = count + 1, [moment for moment in times if now - moment <= RATE_WINDOW] + [now]
         view = gr.update(value=images.upscale_nearest(pixels, SEEN_SCALE), alt_text=describe.model_input(pixels))
-        return predictor.label(pixels), view, f"Live: {rate:.1f} frames/s answered", times
+        line = f"Live: frame {count}, {frame_rate(times, now):.1f} frames/s answered"
+        return predictor.label(pixels), view, line, (count, times)
 
     with gr.Tab("Camera", id="camera") as camera_tab:
-        gr.HTML("", elem_id="camera-message")
+        gr.HTML('<div class="camera-message" role="alert"></div>', elem_id="camera-message")
         gr.Markdown(CAMERA_HINT)
         mode = gr.Radio(["Snapshot", "Live"], value="Snapshot", label="Camera mode", elem_id="camera-mode")
         snapshot = UploadedImage(type="filepath", sources=["webcam"], webcam_options=WEBCAM, image_mode=None,
-                                 label="Take a picture", elem_id="camera-snapshot", elem_classes=["fill-image"])
+                                 label="Take a picture", elem_id="camera-snapshot", height=340)
         with gr.Group(visible=False) as live_group:
             live = CameraFrame(sources=["webcam"], streaming=True, webcam_options=WEBCAM, label="Live camera",
-                               elem_id="camera-live")
+                               elem_id="camera-live", height=340)
             with gr.Row(equal_height=False):
                 live_label = gr.Label(num_top_classes=3, label="Live: top 3", elem_id="live-label")
                 live_seen = gr.Image(label="What the model sees (32x32)", interactive=False, height=140,
                                      format="png", elem_classes=["pixelated"], buttons=[], elem_id="live-seen")
             live_rate = gr.Markdown("", elem_id="live-rate")
-    answer_times = gr.State([])
+    answered = gr.State()
     camera_tab.select(None, js=WATCH_CAMERA_JS)
     mode.change(lambda choice: (gr.update(visible=choice == "Snapshot"), gr.update(visible=choice == "Live")),
                 inputs=mode, outputs=[snapshot, live_group], api_visibility="private", show_progress="hidden")
-    live.stream(classify_frame, inputs=[live, answer_times], outputs=[live_label, live_seen, live_rate, answer_times],
+    live.stream(classify_frame, inputs=[live, answered], outputs=[live_label, live_seen, live_rate, answered],
                 stream_every=STREAM_EVERY, time_limit=LIVE_SECONDS, concurrency_limit=LIVE_STREAMS,
                 concurrency_id=LIVE_CONCURRENCY_ID, api_name="classify_camera_stream", show_progress="hidden")
     return snapshot, camera_tab

@@ -112,7 +112,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            with gr.Tabs():
+            with gr.Tabs(overflow_behavior="wrap"):
                 with gr.Tab("Upload", id="upload"):
                     upload = UploadedImage(
                         type="filepath",
