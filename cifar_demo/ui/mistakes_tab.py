@@ -141,7 +141,7 @@ def overview_figures(source):
     grid_images = np.stack([source.image(index) for index in range(count)])
     grid = plots.prediction_grid(
         grid_images, source.labels[:count], source.predictions[:count],
-        title=f"{source.name}: the first {count} test images, wrong predictions in red",
+        title=f"{source.name}: the first {count} test images, wrong predictions in red and marked “wrong”",
     )
     chart = plots.per_class_accuracy_figure(report["per_class_accuracy"], title=f"{source.name}: accuracy per class")
     return chart, grid
@@ -279,7 +279,7 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
                 opened_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
                                            label="Explain which class? (pick the true one: why not it?)")
                 opened_opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
-    with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red", open=False):
+    with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red and marked “wrong”", open=False):
         grid = gr.Plot(show_label=False, format="png", elem_id="mistakes-grid")
     with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
         change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
