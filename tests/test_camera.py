@@ -67,7 +67,6 @@ def test_camera_frame_hands_over_the_bytes_of_a_data_url():
     assert frame.preprocess(ImageData(path="/some/upload.png")) == "/some/upload.png"
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_snapshot_is_classified_like_an_upload(app_url):
     from gradio_client import Client, handle_file
 
