@@ -70,7 +70,7 @@ footer { display: none !important; }
 #camera-message:has(.camera-message:empty) { display: none; }
 /* Code in Markdown wraps instead of scrolling sideways, in the text's own colour (the
    syntax colours fall short of 4.5:1 contrast). */
-.prose pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.prose pre, .prose pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
 .prose pre code .token { color: inherit !important; }
 /* Phones and tablets: galleries of 32x32 thumbnails take fewer, narrower columns (Gradio
    gives each at least 100 px), and the drawing canvas shrinks to the screen's width. */
