@@ -2,13 +2,12 @@
 wires it to the same handler), or the live webcam stream classified a few times a second
 with its top 3, the 32x32 view and how many frames a second the server answers."""
 
-import json
 import time
 
 import gradio as gr
 
 from cifar_demo import describe, images
-from cifar_demo.ui.internals import CameraFrame, UploadedImage
+from cifar_demo.ui.internals import CameraFrame, UploadedImage, camera_refusals_js
 
 STREAM_EVERY = 0.4          # seconds between live frames the browser sends (about 2.5 frames/s)
 LIVE_SECONDS = 120          # one live stream's time limit: it then stops and can be started again
@@ -29,29 +28,6 @@ CAMERA_HINT = ("*Allow the camera when the browser asks. **Snapshot**: take a pi
                f"(for {LIVE_SECONDS // 60} minutes, then press it again).*")
 NO_CAMERA = ("No camera could be used: {reason} Upload a photo or draw instead; on a phone, allow the camera for "
              "this site in the browser's settings.")
-# Gradio 6.31 leaves a refused or missing camera as an unhandled promise rejection (no message
-# in the page): this listener, installed when the Camera tab opens, writes it into #camera-message.
-WATCH_CAMERA_JS = """() => {
-  if (window.cifarCameraWatch) return;
-  window.cifarCameraWatch = true;
-  const reasons = {
-    NotAllowedError: "the browser or you refused access to it.",
-    SecurityError: "the browser refused access to it (camera use needs https).",
-    NotFoundError: "this device has none, or it is switched off.",
-    OverconstrainedError: "this device has none that fits.",
-    NotReadableError: "another program is using it.",
-    AbortError: "it stopped before it started.",
-  };
-  const show = (reason) => {
-    const box = document.querySelector("#camera-message .camera-message");
-    if (box) box.textContent = NO_CAMERA.replace("{reason}", reason);
-  };
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) show("this browser offers none to web pages.");
-  window.addEventListener("unhandledrejection", (event) => {
-    const name = event.reason && event.reason.name;
-    if (name in reasons) { show(reasons[name]); event.preventDefault(); }
-  });
-}""".replace("NO_CAMERA", json.dumps(NO_CAMERA))
 
 
 def frame_rate(times, now):
@@ -101,7 +77,7 @@ def build(predictor):
                                      format="png", elem_classes=["pixelated"], buttons=[], elem_id="live-seen")
             live_rate = gr.Markdown("", elem_id="live-rate")
     answered = gr.State()
-    camera_tab.select(None, js=WATCH_CAMERA_JS)
+    camera_tab.select(None, js=camera_refusals_js("#camera-message .camera-message", NO_CAMERA))
     mode.change(lambda choice: (gr.update(visible=choice == "Snapshot"), gr.update(visible=choice == "Live")),
                 inputs=mode, outputs=[snapshot, live_group], api_visibility="private", show_progress="hidden")
     live.stream(classify_frame, inputs=[live, answered], outputs=[live_label, live_seen, live_rate, answered],
