@@ -75,7 +75,12 @@ footer { display: none !important; }
 /* Phones and tablets: galleries of 32x32 thumbnails take fewer, narrower columns (Gradio
    gives each at least 100 px), and the drawing canvas shrinks to the screen's width. */
 @media (max-width: 820px) {
-  .grid-container { grid-template-columns: repeat(auto-fill, minmax(72px, 1fr)) !important; }
+  .grid-container { grid-template-columns: repeat(auto-fill, minmax(84px, 1fr)) !important; }
+}
+/* Phones: the confusion table's counts stay whole in its narrow cells (smaller, no padding). */
+@media (max-width: 480px) {
+  #confusion-table [role=gridcell], #confusion-table [role=columnheader] { font-size: 11px; }
+  #confusion-table .cell-wrap, #confusion-table .cell-wrap > span { padding: 0 1px !important; }
 }
 .camera-message { padding: 8px 12px; background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; }
 """
