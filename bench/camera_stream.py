@@ -8,7 +8,8 @@ first frame (/gradio_api/queue/join), listens for answers on /gradio_api/queue/d
 sends each next frame to /gradio_api/stream/<event id>. Frames are 640x480 JPEG data URLs
 (what the page sends with the camera at VGA) made from the shipped example images. Like
 the page, a client sends a frame on each tick (`--fps` a second) only once the previous
-one is answered: a tick that finds it still waiting is a dropped frame. Per-frame time is
+one is answered: a tick that finds it still waiting is a dropped frame. The clients' ticks
+are spread evenly over one period, as independent cameras would be. Per-frame time is
 from sending a frame to its answer arriving (upload, queue, decoding, inference, the
 32x32 view and the response). With --train, a second phase repeats it while a run of that
 preset trains through /train in another session (needs CIFAR-10), then stops the run.
@@ -60,9 +61,9 @@ def endpoint(url):
 class StreamingClient:
     """One simulated browser tab streaming its camera for `seconds` at `fps` frames a second."""
 
-    def __init__(self, url, fn_index, trigger, pictures, fps, seconds, offset):
+    def __init__(self, url, fn_index, trigger, pictures, fps, seconds, offset, phase=0.0):
         self.url, self.fn_index, self.trigger = url, fn_index, trigger
-        self.pictures, self.fps, self.seconds, self.offset = pictures, fps, seconds, offset
+        self.pictures, self.fps, self.seconds, self.offset, self.phase = pictures, fps, seconds, offset, phase
         self.session = uuid.uuid4().hex[:10]
         self.times, self.dropped, self.errors = [], 0, []
         self.answered = threading.Event()
@@ -99,7 +100,8 @@ class StreamingClient:
             listener = threading.Thread(target=self.listen, args=(http,), daemon=True)
             listener.start()
             waiting, number = True, 0
-            start = time.monotonic()
+            # Browsers' cameras tick independently: each client's ticks are offset by its share of one period.
+            start = time.monotonic() + self.phase / self.fps
             for tick in range(1, int(self.seconds * self.fps) + 1):
                 time.sleep(max(0.0, start + tick / self.fps - time.monotonic()))
                 if waiting and self.answered.is_set():
@@ -122,7 +124,7 @@ def phase(url, clients, fps, seconds):
     """Runs `clients` streaming clients at once; (per-frame seconds, dropped frames, ticks, errors)."""
     fn_index, trigger = endpoint(url)
     pictures = frames()
-    streams = [StreamingClient(url, fn_index, trigger, pictures, fps, seconds, i) for i in range(clients)]
+    streams = [StreamingClient(url, fn_index, trigger, pictures, fps, seconds, i, i / clients) for i in range(clients)]
     threads = [threading.Thread(target=stream.run, daemon=True) for stream in streams]
     for thread in threads:
         thread.start()
