@@ -19,6 +19,7 @@ import argparse
 import base64
 import io
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -163,6 +164,7 @@ def main():
         parser.error("--clients must be positive, --fps within (0, 30] and --seconds within 1..600")
 
     log = tempfile.NamedTemporaryFile(prefix="cifar10-studio-camera-", suffix=".log", delete=False)
+    load = os.getloadavg()[0]  # the machine is shared: say how busy it was
     process, url = start_app(log.name)
     url = url.rstrip("/")
     figures = {}
@@ -188,7 +190,8 @@ def main():
         stop_app(process)
     record("camera_stream", figures,
            notes=f"{args.clients} simulated browsers in this process (Gradio's stream protocol over httpx), "
-                 f"{args.fps:g} frames/s each, 640x480 JPEG frames, app on loopback")
+                 f"{args.fps:g} frames/s each, 640x480 JPEG frames, app on loopback; 1-minute load average "
+                 f"{load:.1f} at the start (other processes on these {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":
