@@ -75,13 +75,14 @@ def per_class_accuracy_figure(per_class, title="Accuracy per class"):
     return figure
 
 
-def prediction_grid(images, labels, predictions, title="Test predictions (wrong ones in red)"):
+def prediction_grid(images, labels, predictions, title="Test predictions (wrong ones in red, marked “wrong”)"):
     """The blog's 10x10 grid of test predictions: each image titled with its predicted
-    class, in red when it is wrong."""
+    class, in red and marked "wrong:" when it is wrong (colour is not the only sign)."""
     if len(images) != len(labels) or len(images) != len(predictions):
         raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(predictions)} predictions must match")
     wrong = [int(label) != int(prediction) for label, prediction in zip(labels, predictions, strict=True)]
-    return image_grid(images, [CLASSES[int(p)] for p in predictions], title, highlighted=wrong)
+    titles = [("wrong: " if bad else "") + CLASSES[int(p)] for p, bad in zip(predictions, wrong, strict=True)]
+    return image_grid(images, titles, title, highlighted=wrong)
 
 
 def image_grid(images, titles, title, highlighted=None, columns=10):

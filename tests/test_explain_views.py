@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cifar_demo import CLASSES
+from cifar_demo import CLASSES, describe
 from cifar_demo.images import upscale_nearest
 from cifar_demo.model import build_model
 from cifar_demo.predictor import Predictor
@@ -28,6 +28,8 @@ def test_explanation_blends_the_map_over_the_enlarged_input(predictor):
     overlay, caption = explain_views.explanation(predictor, pixels, probabilities, "cat", 0.0, 4)
     np.testing.assert_array_equal(overlay, upscale_nearest(pixels, 4))  # opacity 0: the input alone
     assert caption.startswith(f"Why cat ({probabilities[CLASSES.index('cat')]:.0%})?")
+    heatmap = predictor.explain_pixels(pixels, CLASSES.index("cat"), side=128)
+    assert caption.endswith(f"(Grad-CAM on the last convolution): {describe.where_strongest(heatmap)}.")
     full, _ = explain_views.explanation(predictor, pixels, probabilities, "cat", 1.0, 4)
     assert full.shape == (128, 128, 3) and not np.array_equal(full, overlay)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cifar_demo import CLASSES
+from cifar_demo import CLASSES, describe
 from cifar_demo.model import build_model
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
@@ -63,7 +63,8 @@ def test_gallery_pages_through_the_filtered_mistakes(source):
 def test_opened_image_shows_the_top_three(source):
     index = int(np.flatnonzero(source.predictions != source.labels)[0])
     image, label, line = mistakes_tab.opened_image(source, index)
-    assert image.shape == (256, 256, 3) and len(label) == 3
+    assert image["value"].shape == (256, 256, 3) and len(label) == 3
+    assert image["alt_text"] == f"Test image #{index}, {describe.model_input(source.image(index))}"
     assert max(label, key=label.get) == CLASSES[source.predictions[index]]
     assert f"#{index}" in line
 

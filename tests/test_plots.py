@@ -37,7 +37,8 @@ def test_prediction_grid_titles_each_image_with_its_prediction_red_when_wrong():
     predictions[[1, 5]] = (labels[[1, 5]] + 1) % 10
     figure = prediction_grid(images, labels, predictions)
     texts = figure.axes[0].texts
-    assert [t.get_text() for t in texts] == [CLASSES[p] for p in predictions]
+    assert [t.get_text() for t in texts] == [("wrong: " if i in (1, 5) else "") + CLASSES[p]
+                                             for i, p in enumerate(predictions)]
     assert [i for i, t in enumerate(texts) if t.get_color() == "red"] == [1, 5]
     mosaic = figure.axes[0].images[0].get_array()
     assert mosaic.shape[:2] == (2 * 48, 10 * 36)  # 2 rows, 10 columns of 32 px + gaps and titles

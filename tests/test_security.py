@@ -8,7 +8,8 @@ from cifar_demo import images
 from cifar_demo.ui import app as app_module
 from cifar_demo.ui import build_app, event_streams, guards, internals, launch_settings
 
-PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "corrupt", "train", "stop_training"}
+PUBLIC_ENDPOINTS = {"classify", "classify_drawing", "classify_snapshot", "classify_camera_stream", "corrupt", "train",
+                    "stop_training"}
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,9 @@ def build(tab, predictor, detector, metrics, predictions):
         with gr.Column(scale=1):
             gr.Markdown(card_section(card, RECIPE_SECTION))
         with gr.Column(scale=1):
-            gr.Image(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[])
+            gr.Image(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[],
+                     alt_text="Training curves of the shipped run: training and validation loss fall and "
+                              "accuracy rises step by step")
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
     reliability = gr.Plot(show_label=False, format="png", elem_id="reliability-diagram")

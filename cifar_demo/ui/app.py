@@ -44,6 +44,13 @@ CACHE_CLEANUP = (300, 1800)
 # not really closed (a dropped connection that comes back, a laptop waking up): Gradio's
 # own wait is an hour. Environment variable for deployments and tests.
 SESSION_GRACE_SECONDS = float(os.environ.get("CIFAR10_STUDIO_SESSION_GRACE", "300"))
+# Gradio's Soft theme with its indigo text and fills one shade darker: the defaults
+# (primary_500 on primary_100, white on primary_500) fall short of WCAG AA's 4.5:1 contrast.
+THEME = gr.themes.Soft().set(
+    block_label_text_color="*primary_700", block_title_text_color="*primary_700", color_accent="*primary_600",
+    button_primary_background_fill="*primary_600", checkbox_label_background_fill_selected="*primary_600",
+    body_text_color_subdued="*neutral_600",
+)
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
@@ -60,6 +67,23 @@ footer { display: none !important; }
 .ood-notice .ood-numbers { font-size: 0.85em; margin-top: 4px; }
 #train-preset > [data-testid="status-tracker"]:has(.validation-error) { position: relative !important; }
 #train-preset .validation-error { position: relative; text-align: left; margin-bottom: 8px; }
+/* The camera's message box (ui/camera.py) takes no room until it has something to say. */
+#camera-message:has(.camera-message:empty) { display: none; }
+/* Code in Markdown wraps instead of scrolling sideways, in the text's own colour (the
+   syntax colours fall short of 4.5:1 contrast). */
+.prose pre, .prose pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
+.prose pre code .token { color: inherit !important; }
+/* Phones and tablets: galleries of 32x32 thumbnails take fewer, narrower columns (Gradio
+   gives each at least 100 px), and the drawing canvas shrinks to the screen's width. */
+@media (max-width: 820px) {
+  .grid-container { grid-template-columns: repeat(auto-fill, minmax(84px, 1fr)) !important; }
+}
+/* Phones: the confusion table's counts stay whole in its narrow cells (smaller, no padding). */
+@media (max-width: 480px) {
+  #confusion-table [role=gridcell], #confusion-table [role=columnheader] { font-size: 11px; }
+  #confusion-table .cell-wrap, #confusion-table .cell-wrap > span { padding: 0 1px !important; }
+}
+.camera-message { padding: 8px 12px; background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; }
 """
 
 
@@ -121,7 +145,7 @@ def build_app(predictor=None):
         trained_model = gr.State(delete_callback=free_trained_model)
         # The last 32x32 input the person looked at, in any tab (a current_input.CurrentInput).
         shared_input = gr.State()
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays in sight, on two rows
             with gr.Tab("Classify", id="classify"), timed("Classify tab", timings):
                 classify_tab.build(lazy_predictor, trained_model, detector, metrics, shared_input)
             with gr.Tab("Data", id="data") as data, timed("Data tab", timings):
@@ -205,6 +229,6 @@ def launch_settings():
         "share": False,
         "show_error": False,
         "css": CSS,
-        "theme": gr.themes.Soft(),
+        "theme": THEME,
         "ssr_mode": None if os.environ.get("SYSTEM") == "spaces" else False,
     }

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from cifar_demo import CLASSES, images
+from cifar_demo import CLASSES, describe, images
 from cifar_demo.artifacts import EXAMPLES_DIR
-from cifar_demo.ui import explain_views
+from cifar_demo.ui import camera, explain_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
 from cifar_demo.ui.internals import DrawingCanvas, UploadedImage
@@ -73,7 +73,10 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         return None if pixels is None else predictor.label(pixels, tta=bool(tta))
 
     def enlarge(pixels):
-        return None if pixels is None else images.upscale_nearest(pixels, SEEN_SCALE)
+        """The 32x32 input enlarged, with its alt text."""
+        if pixels is None:
+            return None
+        return gr.update(value=images.upscale_nearest(pixels, SEEN_SCALE), alt_text=describe.model_input(pixels))
 
     def classify_drawing(sketch, tta=False):
         """Class probabilities for the canvas, the enlarged 32x32 input, and a hint when blank;
@@ -82,7 +85,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         if composite is None or images.is_blank(composite):
             return None, None, DRAW_HINT, None
         pixels = model_input_or_error(composite)
-        return predictor.label(pixels, tta=bool(tta)), images.upscale_nearest(pixels, SEEN_SCALE), "", pixels
+        return predictor.label(pixels, tta=bool(tta)), enlarge(pixels), "", pixels
 
     def compare(pixels, model, tta):
         """The session's own model's answer for the same 32x32 input, when it has one in use."""
@@ -99,17 +102,17 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         probabilities = predictor.predict_proba(pixels[None], tta=bool(tta))[0]
         overlay, caption = explain_views.explanation(predictor, pixels, probabilities, choice, opacity, SEEN_SCALE)
         assessment = detector.assess(pixels)
-        return (gr.update(value=overlay, label=caption),
+        return (gr.update(value=overlay, label=caption, alt_text=caption),
                 explain_views.ood_notice_html(assessment),
                 gr.update(label=GUESS_LABEL if assessment["out_of_distribution"] else SHIPPED_LABEL))
 
     gr.Markdown(
-        "Upload a photo or draw a picture. The model only ever sees a **32x32** image, "
+        "Upload a photo, draw a picture or use your camera. The model only ever sees a **32x32** image, "
         "the centre square of yours shrunk down, shown below the prediction."
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            with gr.Tabs():
+            with gr.Tabs(overflow_behavior="wrap"):
                 with gr.Tab("Upload", id="upload"):
                     upload = UploadedImage(
                         type="filepath",
@@ -135,6 +138,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                         label="Draw a picture (use the trash icon to clear)",
                     )
                     draw_hint = gr.Markdown(DRAW_HINT)
+                snapshot, _ = camera.build(predictor)
         with gr.Column(scale=1):
             ood_notice = gr.HTML("", elem_id="ood-notice")
             label = gr.Label(num_top_classes=5, label=SHIPPED_LABEL, elem_id="shipped-label")
@@ -159,10 +163,15 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.
     draw_tab.select(None, js=SELECT_BRUSH_JS)
     model_input = gr.State()
-    classified = upload.change(classify, inputs=[upload, tta], outputs=[label, model_input], api_name="classify")
-    classified.success(enlarge, inputs=model_input, outputs=seen, api_visibility="private", show_progress="hidden")
-    # A refused upload must not leave the previous image's answer on screen.
-    classified.failure(lambda: (None, None, None), outputs=[label, seen, model_input], api_visibility="private")
+    # A camera snapshot is an upload taken by the camera: the same handler, the same views.
+    answered = []
+    for image, api_name, source in ((upload, "classify", INPUT_FROM_UPLOAD),
+                                    (snapshot, "classify_snapshot", camera.INPUT_FROM_CAMERA)):
+        classified = image.change(classify, inputs=[image, tta], outputs=[label, model_input], api_name=api_name)
+        classified.success(enlarge, inputs=model_input, outputs=seen, api_visibility="private", show_progress="hidden")
+        # A refused upload must not leave the previous image's answer on screen.
+        classified.failure(lambda: (None, None, None), outputs=[label, seen, model_input], api_visibility="private")
+        answered.append((classified, source))
     drawn = sketch.change(
         classify_drawing,
         inputs=[sketch, tta],
@@ -178,8 +187,8 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                 api_visibility="private", show_progress="hidden")
     tta.change(relabel, inputs=[model_input, tta], outputs=label, api_visibility="private", show_progress="hidden")
     if shared_input is not None:
-        for answered, source in ((classified, INPUT_FROM_UPLOAD), (drawn, INPUT_FROM_DRAWING)):
-            answered.success(lambda pixels, source=source: current_input(pixels, source), inputs=model_input,
+        for event, source in (*answered, (drawn, INPUT_FROM_DRAWING)):
+            event.success(lambda pixels, source=source: current_input(pixels, source), inputs=model_input,
                              outputs=shared_input, api_visibility="private", show_progress="hidden")
     for trigger in (model_input.change, explain_class.change, opacity.release, tta.change):
         trigger(explain, inputs=[model_input, explain_class, opacity, tta], outputs=[heatmap, ood_notice, label],

@@ -156,13 +156,15 @@ def build(tab, sample=None):
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             original = gr.Image(first_original, label="Original", interactive=False, height=220, format="png",
-                                elem_classes=["pixelated"], buttons=[])
+                                elem_classes=["pixelated"], buttons=[],
+                                alt_text="The chosen training image, enlarged (named in the line below)")
             preview_caption = gr.Markdown(first_caption, elem_id="preview-caption")
             new_draw = gr.Button("New draw", size="sm", elem_id="new-draw")
         with gr.Column(scale=2):
             preview = gr.Image(first_preview, label=f"{PREVIEW_COUNT} versions as training sees them",
                                interactive=False, format="png", elem_classes=["pixelated"],
-                               elem_id="augmentation-preview", buttons=[])
+                               elem_id="augmentation-preview", buttons=[],
+                               alt_text=f"{PREVIEW_COUNT} randomly augmented versions of the chosen training image")
 
     gr.Markdown("### Balance and normalisation")
     with gr.Row(equal_height=False):

@@ -5,7 +5,7 @@ import html
 
 import numpy as np
 
-from cifar_demo import CLASSES, images
+from cifar_demo import CLASSES, describe, images
 
 TOP_CLASS = "the top class"     # the explain-class choice that follows the prediction
 DEFAULT_OPACITY = 0.5
@@ -22,13 +22,14 @@ def explained_class(choice, probabilities):
 def explanation(predictor, pixels, probabilities, choice, opacity, scale):
     """The Grad-CAM overlay for the chosen class (the most probable one by default) and its
     caption: the 32x32 input enlarged `scale` times with crisp pixels, under the map
-    interpolated once to that size, blended at `opacity`."""
+    interpolated once to that size, blended at `opacity`. The caption says in words where the
+    map is strongest, so it serves as the overlay's alt text too."""
     class_index = explained_class(choice, probabilities)
     side = pixels.shape[0] * scale
     heatmap = predictor.explain_pixels(pixels, class_index, side=side)
     overlay = images.overlay_heatmap(images.upscale_nearest(pixels, scale), heatmap, float(opacity))
     caption = (f"Why {CLASSES[class_index]} ({probabilities[class_index]:.0%})? Red marks where the evidence for it "
-               "lies (Grad-CAM on the last convolution).")
+               f"lies (Grad-CAM on the last convolution): {describe.where_strongest(heatmap)}.")
     return overlay, caption
 
 

@@ -10,7 +10,9 @@ Defining these component subclasses makes Gradio write internals.pyi (type stubs
 their event listeners) beside this file; .gitignore keeps such files out of the repository.
 """
 
+import base64
 import datetime
+import json
 import logging
 import sys
 import threading
@@ -59,6 +61,36 @@ class UploadedImage(gr.Image):
     def preprocess(self, payload):
         if payload is None or payload.path is None:
             return super().preprocess(payload)
+        return payload.path
+
+
+class CameraFrame(gr.Image):
+    """gr.Image for the live webcam stream that hands each frame's bytes to
+    cifar_demo.images (bounded, decoded by our reader) instead of decoding it itself, so a
+    frame that cannot be decoded reaches the handler, which skips it: an exception would
+    end the whole stream.
+
+    Relies on: a streamed frame arriving at `preprocess(payload)` as an ImageData whose
+    `url` is a base64 data URL (the browser's canvas.toDataURL("image/jpeg")), and
+    `is_template = True` keeping gr.Image's front end. Guarded by tests/test_camera.py::
+    test_camera_frame_hands_over_the_bytes_of_a_data_url and, in the browser (where the
+    front end sends the frames), tests/test_accessibility.py::test_fake_camera_snapshot_and_live_stream.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload):
+        """bytes of the frame, its uploaded path, or None when there is none or it is not base64."""
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            encoded = payload.url.partition(",")[2]
+            if len(encoded) > images.MAX_FILE_BYTES * 4 // 3 + 4:
+                return None
+            try:
+                return base64.b64decode(encoded, validate=True)
+            except ValueError:
+                return None
         return payload.path
 
 
@@ -220,3 +252,41 @@ def after_launch(demo, function):
         threading.Thread(target=function, name="after-launch", daemon=True).start()
 
     demo.extra_startup_events.append(start)
+
+
+# Why getUserMedia failed (DOMException names) -> the end of the camera message.
+CAMERA_FAILURES = {
+    "NotAllowedError": "the browser or you refused access to it.",
+    "SecurityError": "the browser refused access to it (camera use needs https).",
+    "NotFoundError": "this device has none, or it is switched off.",
+    "OverconstrainedError": "this device has none that fits.",
+    "NotReadableError": "another program is using it.",
+    "AbortError": "it stopped before it started.",
+}
+NO_CAMERA_API = "this browser offers none to web pages."
+
+
+def camera_refusals_js(selector, message):
+    """JavaScript for an event's `js=`: from then on, a camera the browser refuses or lacks
+    is explained in the element at `selector`, with `message`'s "{reason}" filled in.
+
+    Relies on: Gradio 6.31's webcam (image/Webcam) calling getUserMedia without catching
+    its rejection (it shows nothing), so the DOMException reaches the window's
+    "unhandledrejection" event. Guarded by tests/test_accessibility.py::
+    test_keyboard_only_example_classify_and_open_a_mistake_and_a_missing_camera.
+    """
+    return """() => {
+  if (window.cifarCameraWatch) return;
+  window.cifarCameraWatch = true;
+  const reasons = REASONS;
+  const show = (reason) => {
+    const box = document.querySelector(SELECTOR);
+    if (box) box.textContent = MESSAGE.replace("{reason}", reason);
+  };
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) show(NO_API);
+  window.addEventListener("unhandledrejection", (event) => {
+    const name = event.reason && event.reason.name;
+    if (name in reasons) { show(reasons[name]); event.preventDefault(); }
+  });
+}""".replace("REASONS", json.dumps(CAMERA_FAILURES)).replace("SELECTOR", json.dumps(selector)).replace(
+        "MESSAGE", json.dumps(message)).replace("NO_API", json.dumps(NO_CAMERA_API))

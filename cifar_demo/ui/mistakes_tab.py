@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from cifar_demo import CLASSES, data, images, plots
+from cifar_demo import CLASSES, data, describe, images, plots
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
 from cifar_demo.metrics import compare_predictions, summarize_predictions
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
@@ -141,7 +141,7 @@ def overview_figures(source):
     grid_images = np.stack([source.image(index) for index in range(count)])
     grid = plots.prediction_grid(
         grid_images, source.labels[:count], source.predictions[:count],
-        title=f"{source.name}: the first {count} test images, wrong predictions in red",
+        title=f"{source.name}: the first {count} test images, wrong predictions in red and marked “wrong”",
     )
     chart = plots.per_class_accuracy_figure(report["per_class_accuracy"], title=f"{source.name}: accuracy per class")
     return chart, grid
@@ -180,7 +180,9 @@ def opened_image(source, index):
     label = {CLASSES[k]: float(probabilities[k]) for k in top}
     line = (f"Test image #{index}: really a **{CLASSES[source.labels[index]]}**, "
             f"the model said **{CLASSES[predicted]}** ({probabilities[predicted]:.1%}).")
-    return images.upscale_nearest(source.image(index), LARGE_SCALE), label, line
+    opened = gr.update(value=images.upscale_nearest(source.image(index), LARGE_SCALE),
+                       alt_text=f"Test image #{index}, {describe.model_input(source.image(index))}")
+    return opened, label, line
 
 
 def opened_explanation(source, index, choice, opacity):
@@ -277,7 +279,7 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
                 opened_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
                                            label="Explain which class? (pick the true one: why not it?)")
                 opened_opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
-    with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red", open=False):
+    with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red and marked “wrong”", open=False):
         grid = gr.Plot(show_label=False, format="png", elem_id="mistakes-grid")
     with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
         change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
@@ -324,13 +326,13 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
         source = source_for(choice_value, model)
         index = shown_indices[event.index]
         overlay, caption = opened_explanation(source, index, class_choice, opacity_value)
-        return (*opened_image(source, index), gr.update(value=overlay, label=caption), index)
+        return (*opened_image(source, index), gr.update(value=overlay, label=caption, alt_text=caption), index)
 
     def explain_opened(choice_value, model, index, class_choice, opacity_value):
         if index is None:
             return gr.skip()
         overlay, caption = opened_explanation(source_for(choice_value, model), index, class_choice, opacity_value)
-        return gr.update(value=overlay, label=caption)
+        return gr.update(value=overlay, label=caption, alt_text=caption)
 
     def compare_models(model, kind_name):
         if model is None:

@@ -292,7 +292,8 @@ def build(trained_model, tab):
                 title=f"Confusion matrix on the {report['images']:,} test images")),
             grid: gr.update(value=plots.prediction_grid(
                 x_test, y_test, np.argmax(outcome.probabilities[:GRID_IMAGES], axis=1),
-                title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red"), visible=True),
+                title=f"The blog's grid: the first {len(y_test)} test images, wrong predictions in red and marked "
+                      "“wrong”"), visible=True),
             downloads: gr.update(value=save_downloads(outcome.result), visible=True),
             use_button: gr.update(visible=True),
             candidate: model,
