@@ -79,6 +79,13 @@ def contributions(predictor, features, class_index):
     return np.asarray(features, np.float32) * kernel[:, class_index], float(bias[class_index])
 
 
+def kernels_of(predictor, layer, channel):
+    """The 3x3 kernels (3, 3, inputs) of one output channel of the convolution before a ReLU
+    layer (`stage1_conv1_relu` -> stage1_conv1's kernel), as the model holds them."""
+    conv = predictor.model.get_layer(layer.removesuffix("_relu"))
+    return keras.ops.convert_to_numpy(conv.kernel).astype(np.float32)[:, :, :, channel]
+
+
 @dataclass
 class TopActivations:
     """The precomputed file's contents (see the module docstring)."""

@@ -182,11 +182,18 @@ class Predictor:
         if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
             raise ValueError(
                 f"activations takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        return OrderedDict((name, value[0]) for name, value in self.batch_activations(pixels[None]).items())
+
+    def batch_activations(self, images):
+        """activations() of N images at once: uint8 (N, 32, 32, 3) -> {name: (N, ...)}, in one pass."""
+        images = _check_batch(images, "batch_activations")
+        if len(images) == 0:
+            raise ValueError("batch_activations needs at least one image")
         names = self.activation_layers()
         function = self._built("_activations_function", partial(self._build_activations, names))
-        values = function(pixels[None].astype(np.float32))
-        return OrderedDict((name, np.asarray(value[0], dtype=np.float32)) for name, value in zip(names, values,
-                                                                                                  strict=True))
+        values = function(images.astype(np.float32))
+        return OrderedDict((name, np.asarray(value, dtype=np.float32)) for name, value in zip(names, values,
+                                                                                               strict=True))
 
     def activation_layers(self):
         """The names `activations` returns, in the order data flows: each ReLU, each
