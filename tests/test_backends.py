@@ -33,7 +33,7 @@ MAX_ABSOLUTE_DIFFERENCE = 1e-4
 # forms, Python above the engine) stay with the default backend.
 RERUN = ["tests/test_predictor.py", "tests/test_explain.py", "tests/test_model.py", "tests/test_training.py",
          "tests/test_ood.py", "tests/test_evaluate.py", "tests/test_training_runs.py", "tests/test_app_api.py",
-         "tests/test_adversarial.py"]
+         "tests/test_adversarial.py", "tests/test_inside.py"]
 
 
 def installed(backend):

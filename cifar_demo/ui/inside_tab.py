@@ -94,6 +94,16 @@ def input_key(value, choice, model):
     return f"{digest}|{value.source}|{choice}|{'' if model is None else id(model)}"
 
 
+def chosen_model(choice, trained, shipped):
+    """(predictor, whether it is the shipped one, a notice): the session's trained model
+    when chosen and still there, else the shipped one (with a notice when it was chosen)."""
+    if choice == TRAINED:
+        if trained is None:
+            return shipped, True, f"⚠️ {NO_TRAINED}"
+        return trained.predictor, False, f"Showing your trained model ({html.escape(trained.summary)})."
+    return shipped, True, ""
+
+
 class InsideViews:
     """Draws every view of the tab for one model; holds the shipped file and the feature
     map's background, both read once."""
@@ -265,12 +275,7 @@ def build(tab, predictor, trained_model, shared_input):
     drawn = gr.State()          # input_key of what is on screen
 
     def model_for(choice_value, model):
-        """(predictor, is it the shipped one, notice)."""
-        if choice_value == TRAINED:
-            if model is None:
-                return predictor, True, f"⚠️ {NO_TRAINED}"
-            return model.predictor, False, f"Showing your trained model ({html.escape(model.summary)})."
-        return predictor, True, ""
+        return chosen_model(choice_value, model, predictor)
 
     def close_outputs(chosen, shipped, pixels, selection):
         if selection is None:
