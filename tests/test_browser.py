@@ -5,8 +5,10 @@ import time
 import pytest
 
 from tests.browser_pages import (
+    ARTIFACTS,
     CLASS_NAMES,
     LAPTOP,
+    PHONE,
     draw_a_stroke,
     needs_chromium,
     open_confusion_cell,
@@ -16,9 +18,11 @@ from tests.browser_pages import (
     stop_the_run,
     upload_photo,
     wait_for_heatmap,
+    wait_for_loaded_image,
 )
 
 pytestmark = needs_chromium
+LAPTOP_SHOT = {"width": 1280, "height": 800}
 
 
 def test_click_an_example_and_see_a_label(page):
@@ -160,3 +164,31 @@ def test_every_figure_of_a_tab_arrives_when_the_tab_opens(page, tab, accordion, 
         image = page.locator(f"{figure} img")
         image.wait_for()
         assert image.get_attribute("src").startswith("data:image/png;base64,")
+
+
+def test_inside_the_network_shows_a_channel_up_close_with_its_top_images_and_switches_model(page):
+    """The whole flow of the Inside the network tab in one page: the hint with no input, an
+    example drawn through every stage, a click on a channel of the last convolution (its map,
+    kernels and the 9 test images that activate it most), then the session-model choice that
+    falls back to the shipped model when there is none; screenshots at laptop and phone size."""
+    page.get_by_role("tab", name="Inside the network").click()
+    page.locator("#inside-input-line").get_by_text("No input yet").wait_for()
+    page.locator("#inside-examples .thumbnail-item").nth(4).click()  # the automobile
+    page.locator("#inside-input-line").get_by_text("example image: automobile").wait_for()
+    grid = page.locator("#inside-stage3_conv3_relu img")
+    wait_for_loaded_image(page, "#inside-stage3_conv3_relu img")
+    ratio = grid.bounding_box()["width"] / grid.evaluate("image => image.naturalWidth")
+    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 2
+    page.locator("#inside-close-line").get_by_text("stage3_conv3_relu, channel 2").wait_for()
+    page.locator("#inside-top .thumbnail-item").nth(8).wait_for()
+    assert page.locator("#inside-top .thumbnail-item").count() == 9
+    page.locator("#inside-kernels img").wait_for()
+    page.locator("#inside-logits").get_by_text("The 10 logits").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for size, name in ((LAPTOP_SHOT, "inside_laptop"), (PHONE, "inside_phone")):
+        page.set_viewport_size(size)
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]  # nothing scrolls sideways
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(LAPTOP)
+    page.get_by_label("Your trained model").check()
+    page.locator("#inside-notice").get_by_text("showing the shipped model").wait_for()

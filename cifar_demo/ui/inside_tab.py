@@ -236,7 +236,7 @@ def build(tab, predictor, trained_model, shared_input):
         with gr.Column():
             input_line = gr.Markdown(NO_INPUT, elem_id="inside-input-line")
             example_gallery = gr.Gallery([(images.upscale_nearest(pixels, 2), name) for name, pixels in examples],
-                                         columns=10, height="auto", allow_preview=False, format="png",
+                                         columns=10, height=130, allow_preview=False, format="png",
                                          label="Or pick an example (CIFAR-10 test images)", buttons=[],
                                          elem_id="inside-examples", elem_classes=["pixelated"])
     gr.Markdown("### The whole path")
@@ -256,7 +256,7 @@ def build(tab, predictor, trained_model, shared_input):
                              buttons=[], elem_id="inside-close-map", scale=0)
         close_kernels = gr.Image(label="Its 3x3 kernels", interactive=False, format="png", buttons=[],
                                  elem_id="inside-kernels", elem_classes=["pixelated"])
-    close_gallery = gr.Gallery([], columns=9, height="auto", allow_preview=False, format="png", buttons=[],
+    close_gallery = gr.Gallery([], columns=9, height=170, allow_preview=False, format="png", buttons=[],
                                label="Test images that activate it most", elem_id="inside-top")
     gr.Markdown("### The decision")
     contributions_html = gr.HTML("", elem_id="inside-contributions")
@@ -268,7 +268,7 @@ def build(tab, predictor, trained_model, shared_input):
             map_image = gr.Image(label="Test set, pooled features (PCA)", interactive=False, format="png",
                                  buttons=[], elem_id="inside-map", height=380)
             gr.HTML(inside_views.legend_html())
-        neighbours = gr.Gallery([], columns=4, height="auto", allow_preview=False, format="png", buttons=[],
+        neighbours = gr.Gallery([], columns=4, height=300, allow_preview=False, format="png", buttons=[],
                                 label="Its 8 nearest test images", elem_id="inside-neighbours", scale=1)
 
     selected = gr.State()       # (row layer name, channel) last clicked
