@@ -59,14 +59,14 @@ def load_top(path=None):
 
 
 def layer_caption(model, name, shape):
-    """"stage2_conv1_relu: 16x16x128, after stage2_conv1 (3x3 convolution, 73,856 parameters)
-    and stage2_conv1_bn (512)"; for pooling, the pooled layer; the model's own names."""
+    """"stage2_conv1_relu · 16x16x128 · stage2_conv1 73,856 + stage2_conv1_bn 512 parameters";
+    short enough to stay on one or two lines on a phone. The model's own names."""
     dims = "x".join(str(size) for size in shape)
     if name.endswith("_relu"):
         conv, batch_norm = model.get_layer(name.removesuffix("_relu")), model.get_layer(name.replace("_relu", "_bn"))
-        return (f"{name}: {dims}, after {conv.name} (3x3 convolution, {conv.count_params():,} parameters) and "
-                f"{batch_norm.name} ({batch_norm.count_params():,}); click a channel")
-    return f"{name}: {dims}, averages of the layer before, no parameters; click a channel"
+        return (f"{name} · {dims} · {conv.name} {conv.count_params():,} + {batch_norm.name} "
+                f"{batch_norm.count_params():,} parameters")
+    return f"{name} · {dims} · averages, no parameters"
 
 
 def path_layers():
@@ -135,7 +135,7 @@ class InsideViews:
             channels = inside_views.page_channels(activation.shape, page)
             caption = layer_caption(predictor.model, name, activation.shape)
             if len(channels) < count:
-                caption += f" (channels {channels.start + 1}-{channels.stop} of {count})"
+                caption += f" · channels {channels.start + 1}-{channels.stop}"
             views[name] = (inside_views.mosaic(activation, channels), caption)
         return views, activations
 
@@ -239,7 +239,7 @@ def build(tab, predictor, trained_model, shared_input):
                                          columns=10, height=130, allow_preview=False, format="png",
                                          label="Or pick an example (CIFAR-10 test images)", buttons=[],
                                          elem_id="inside-examples", elem_classes=["pixelated"])
-    gr.Markdown("### The whole path")
+    gr.Markdown("### The whole path\nOne row per stage, named as the model's layers: click any channel map.")
     page = gr.Radio(["channels 1-128", "channels 129-256"], value="channels 1-128", elem_id="inside-page",
                     label="256-channel layers (stage 3): which half to show")
     grids = {}
