@@ -28,7 +28,7 @@ def encoded(image):
 
 def redraw(views, predictor, pixels):
     path, activations = views.path(predictor, pixels, 0)
-    views.decision(predictor, pixels, activations["global_pool"])
+    views.decision(predictor, activations["global_pool"])
     image, items, _ = views.feature_space(activations["global_pool"], True)
     for mosaic, _ in path.values():
         encoded(mosaic)

@@ -71,11 +71,16 @@ def project(features, mean, axes):
     return (np.asarray(features, dtype=np.float32) - mean) @ axes.T
 
 
+def dense_weights(predictor):
+    """The final Dense layer's kernel (C, classes) and bias (classes,) as float32 arrays."""
+    dense = predictor.model.get_layer(LOGITS_LAYER)
+    return tuple(keras.ops.convert_to_numpy(variable).astype(np.float32) for variable in (dense.kernel, dense.bias))
+
+
 def contributions(predictor, features, class_index):
     """(per-feature contributions (C,), bias) to the logit of `class_index`: the Dense
     kernel's column times each pooled feature. Their sum plus the bias is the logit."""
-    dense = predictor.model.get_layer(LOGITS_LAYER)
-    kernel, bias = (keras.ops.convert_to_numpy(variable).astype(np.float32) for variable in (dense.kernel, dense.bias))
+    kernel, bias = dense_weights(predictor)
     return np.asarray(features, np.float32) * kernel[:, class_index], float(bias[class_index])
 
 

@@ -91,6 +91,10 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.get_by_text("Compare: where your trained model and the shipped one disagree").click()
     # The app trains on a generated toy set here, so there is no official test set to compare on.
     page.locator("#compare-summary").get_by_text("not the official test set").wait_for()
+    page.get_by_role("tab", name="Inside the network").click()  # its layers, for the Classify example
+    page.locator("#inside-model").get_by_label("Your trained model").check()
+    page.locator("#inside-notice").get_by_text("Showing your trained model").wait_for()
+    page.locator("#inside-input-line").get_by_text("your image from the Classify tab").wait_for()
 
     # Another browser session never sees this model...
     other = browser.new_page(viewport=LAPTOP)
@@ -190,5 +194,5 @@ def test_inside_the_network_shows_a_channel_up_close_with_its_top_images_and_swi
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]  # nothing scrolls sideways
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size(LAPTOP)
-    page.get_by_label("Your trained model").check()
+    page.locator("#inside-model").get_by_label("Your trained model").check()  # none trained in this page
     page.locator("#inside-notice").get_by_text("showing the shipped model").wait_for()

@@ -120,6 +120,10 @@ def test_contributions_and_the_bias_sum_to_the_logit(tiny, generated):
     for class_index in range(10):
         parts, bias = contributions(tiny, features, class_index)
         assert parts.sum() + bias == pytest.approx(float(logits[class_index]), abs=1e-4)
+    probabilities, logits_html, parts_html = inside_tab.InsideViews(lambda: (None, "")).decision(tiny, features)
+    np.testing.assert_allclose(list(probabilities.values()), tiny.predict_proba(images[:1])[0], atol=1e-5)
+    top = int(np.argmax(logits))
+    assert f"to its logit {logits[top]:.2f}" in parts_html and "The 10 logits" in logits_html
 
 
 @pytest.mark.same_on_every_backend

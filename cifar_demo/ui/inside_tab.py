@@ -19,7 +19,8 @@ import numpy as np
 
 from cifar_demo import CLASSES, images
 from cifar_demo.artifacts import EXAMPLES_DIR, SHIPPED_WEIGHTS, inside_path_for
-from cifar_demo.inside import TopActivations, contributions, kernels_of, project
+from cifar_demo.inside import TopActivations, contributions, dense_weights, kernels_of, project
+from cifar_demo.metrics import softmax
 from cifar_demo.model import CONVOLUTIONS_PER_STAGE, DEFAULT_WIDTHS
 from cifar_demo.ui import inside_views
 from cifar_demo.ui.current_input import current_input
@@ -139,10 +140,12 @@ class InsideViews:
             views[name] = (inside_views.mosaic(activation, channels), caption)
         return views, activations
 
-    def decision(self, predictor, pixels, features):
-        """(softmax label dict, logits bars HTML, contributions bars HTML)."""
-        logits = predictor.predict_logits(pixels[None])[0]
-        probabilities = predictor.predict_proba(pixels[None])[0]
+    def decision(self, predictor, features):
+        """(softmax label dict, logits bars HTML, contributions bars HTML) from the pooled
+        features: the Dense layer's arithmetic done here, no second pass of the network."""
+        kernel, bias = dense_weights(predictor)
+        logits = np.asarray(features, np.float32) @ kernel + bias
+        probabilities = softmax(logits[None], predictor.temperature)[0]
         top_class = int(np.argmax(logits))
         parts, bias = contributions(predictor, features, top_class)
         order = np.argsort(-np.abs(parts), kind="stable")[:TOP_FEATURES]
@@ -177,10 +180,10 @@ class InsideViews:
                    "variance; distance in brackets).")
         return image, items, caption
 
-    def close_up(self, predictor, pixels, layer, channel, shipped):
+    def close_up(self, predictor, pixels, layer, channel, shipped, activations=None):
         """(map over the input, kernels image, top images gallery items, caption) of one
-        channel of a convolution output."""
-        activations = predictor.activations(pixels)
+        channel of a convolution output (`activations`: the input's, when already computed)."""
+        activations = predictor.activations(pixels) if activations is None else activations
         channel_map = activations[layer][:, :, channel]
         overlay = inside_views.enlarged_map(channel_map, pixels)
         kernel = kernels_of(predictor, layer, channel)
@@ -277,15 +280,15 @@ def build(tab, predictor, trained_model, shared_input):
     def model_for(choice_value, model):
         return chosen_model(choice_value, model, predictor)
 
-    def close_outputs(chosen, shipped, pixels, selection):
+    def close_outputs(chosen, shipped, pixels, selection, activations=None):
         if selection is None:
             return None, None, [], PICK_CHANNEL
         row, channel = selection
         layer = close_up_layer(layer_names, row)
-        if channel >= chosen.activations(pixels)[layer].shape[-1]:  # a narrower model than the one clicked
+        activations = chosen.activations(pixels) if activations is None else activations
+        if channel >= activations[layer].shape[-1]:  # a narrower model than the one clicked
             return None, None, [], PICK_CHANNEL
-        overlay, kernels, items, caption = views.close_up(chosen, pixels, layer, channel, shipped)
-        return overlay, kernels, items, caption
+        return views.close_up(chosen, pixels, layer, channel, shipped, activations)
 
     def redraw(value, choice_value, model, page_value, selection):
         chosen, shipped, note = model_for(choice_value, model)
@@ -294,12 +297,12 @@ def build(tab, predictor, trained_model, shared_input):
                     None, None, [], PICK_CHANNEL, None)
         pixels = value.pixels
         path, activations = views.path(chosen, pixels, 1 if page_value.endswith("256") else 0)
-        softmax, logits, parts = views.decision(chosen, pixels, activations["global_pool"])
+        probabilities, logits, parts = views.decision(chosen, activations["global_pool"])
         map_value, neighbour_items, map_caption = views.feature_space(activations["global_pool"], shipped)
         grid_updates = [gr.update(value=path[name][0], label=path[name][1]) for name in layer_names]
         return (note, images.upscale_nearest(pixels, INPUT_SCALE), f"Input: **{html.escape(value.source)}**.",
-                *grid_updates, softmax, logits, parts, map_value, neighbour_items, map_caption,
-                *close_outputs(chosen, shipped, pixels, selection), input_key(value, choice_value, model))
+                *grid_updates, probabilities, logits, parts, map_value, neighbour_items, map_caption,
+                *close_outputs(chosen, shipped, pixels, selection, activations), input_key(value, choice_value, model))
 
     def refresh(value, choice_value, model, page_value, selection, drawn_key):
         if drawn_key is not None and drawn_key == input_key(value, choice_value, model):
@@ -316,12 +319,12 @@ def build(tab, predictor, trained_model, shared_input):
             if value is None or not isinstance(event.index, (list, tuple)):
                 return [gr.skip()] * 5
             chosen, shipped, _ = model_for(choice_value, model)
-            shape = chosen.activations(value.pixels)[row].shape
-            channels = inside_views.page_channels(shape, 1 if page_value.endswith("256") else 0)
+            activations = chosen.activations(value.pixels)
+            channels = inside_views.page_channels(activations[row].shape, 1 if page_value.endswith("256") else 0)
             channel = inside_views.channel_at(*event.index, channels, features=row == "global_pool")
             if channel is None:
                 return [gr.skip()] * 5
-            return (*close_outputs(chosen, shipped, value.pixels, (row, channel)), (row, channel))
+            return (*close_outputs(chosen, shipped, value.pixels, (row, channel), activations), (row, channel))
         return handler
 
     def pick_example(event: gr.SelectData):
