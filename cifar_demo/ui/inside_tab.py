@@ -276,6 +276,7 @@ def build(tab, predictor, trained_model, shared_input):
 
     selected = gr.State()       # (row layer name, channel) last clicked
     drawn = gr.State()          # input_key of what is on screen
+    opened = gr.State(False)    # whether this page has opened the tab: until then a new input costs nothing
 
     def model_for(choice_value, model):
         return chosen_model(choice_value, model, predictor)
@@ -309,8 +310,13 @@ def build(tab, predictor, trained_model, shared_input):
             return [gr.skip()] * len(outputs)
         return redraw(value, choice_value, model, page_value, selection)
 
-    def follow_model(value, choice_value, model, page_value, selection):
-        if choice_value != TRAINED:
+    def follow_model(value, choice_value, model, page_value, selection, opened_value):
+        if choice_value != TRAINED or not opened_value:
+            return [gr.skip()] * len(outputs)
+        return redraw(value, choice_value, model, page_value, selection)
+
+    def follow_input(value, choice_value, model, page_value, selection, opened_value):
+        if not opened_value:
             return [gr.skip()] * len(outputs)
         return redraw(value, choice_value, model, page_value, selection)
 
@@ -334,11 +340,12 @@ def build(tab, predictor, trained_model, shared_input):
     outputs = [notice, input_image, input_line, *grids.values(), label, logits_html, contributions_html, map_image,
                neighbours, map_line, close_map, close_kernels, close_gallery, close_line, drawn]
     state_inputs = [shared_input, choice, trained_model, page, selected]
-    shared_input.change(redraw, inputs=state_inputs, outputs=outputs, api_visibility="private")
+    shared_input.change(follow_input, inputs=[*state_inputs, opened], outputs=outputs, api_visibility="private")
     for control in (choice, page):
         control.input(redraw, inputs=state_inputs, outputs=outputs, api_visibility="private")
-    trained_model.change(follow_model, inputs=state_inputs, outputs=outputs, api_visibility="private")
-    tab.select(refresh, inputs=[*state_inputs, drawn], outputs=outputs, api_visibility="private")
+    trained_model.change(follow_model, inputs=[*state_inputs, opened], outputs=outputs, api_visibility="private")
+    tab.select(lambda: True, outputs=opened, api_visibility="private", show_progress="hidden").then(
+        refresh, inputs=[*state_inputs, drawn], outputs=outputs, api_visibility="private")
     for name, grid in grids.items():
         grid.select(pick(name), inputs=state_inputs[:4], outputs=[close_map, close_kernels, close_gallery,
                                                                   close_line, selected], api_visibility="private")
