@@ -134,7 +134,7 @@ def test_contributions_and_the_bias_sum_to_the_logit(tiny, generated):
 def test_a_click_on_a_mosaic_names_the_channel_drawn_there(shape):
     activation = np.random.default_rng(3).random(shape, dtype=np.float32)
     channels = inside_views.page_channels(shape, 1)
-    image = inside_views.mosaic(activation, channels)
+    image = np.asarray(inside_views.mosaic(activation, channels))  # palette indices (H, W)
     cell = inside_views.FEATURE_CELL if len(shape) == 1 else inside_views.CELL
     pitch = cell + inside_views.GAP
     assert image.shape[1] == min(inside_views.COLUMNS, len(channels)) * pitch - inside_views.GAP
@@ -143,6 +143,8 @@ def test_a_click_on_a_mosaic_names_the_channel_drawn_there(shape):
         assert inside_views.channel_at(col * pitch + cell // 2, row * pitch + 1, channels, len(shape) == 1) == channel
     assert inside_views.channel_at(cell, 0, channels, len(shape) == 1) is None  # the gap
     assert inside_views.channel_at(0, image.shape[0] + 5, channels, len(shape) == 1) is None
+    assert (image[:, cell] == inside_views.BACKGROUND_INDEX).all()  # the gap column is drawn as a gap
+    assert image[image != inside_views.BACKGROUND_INDEX].max() == inside_views.PALETTE_LEVELS - 1  # the peak
 
 
 @pytest.mark.same_on_every_backend

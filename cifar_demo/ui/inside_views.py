@@ -15,6 +15,8 @@ CELL = 32                   # pixels per channel map (32x32 maps 1:1, 16x16 x2, 
 FEATURE_CELL = 20           # pixels per pooled feature
 GAP = 2
 BACKGROUND = 255
+PALETTE_LEVELS = 255        # colour levels of a palette image; the last palette entry is the background
+BACKGROUND_INDEX = PALETTE_LEVELS
 PAGE = 128                  # channels per page of a 256-channel layer
 MAP_SIDE = 360              # the feature map's canvas
 CLASS_COLOURS = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -47,8 +49,18 @@ def page_channels(shape, page):
     return range(page * PAGE, min(count, (page + 1) * PAGE))
 
 
+def paletted(levels, colormap):
+    """uint8 colour levels (0..PALETTE_LEVELS - 1, BACKGROUND_INDEX for the gaps) -> a
+    palette PNG-ready PIL image: one byte a pixel, so PNG encodes it about three times
+    faster than RGB (the encoding is most of a redraw's time, bench/inside_render.py)."""
+    image = Image.fromarray(np.asarray(levels, np.uint8), mode="P")
+    lut = np.asarray(Image.fromarray(_lut(colormap)[None]).resize((PALETTE_LEVELS, 1), Image.NEAREST))[0]
+    image.putpalette([*lut.ravel().tolist(), *[BACKGROUND] * 3])
+    return image
+
+
 def mosaic(activation, channels, peak=None):
-    """A layer's maps (H, W, C), or pooled features (C,), as one RGB image: the chosen
+    """A layer's maps (H, W, C), or pooled features (C,), as one palette image: the chosen
     channels in rows of COLUMNS, each map enlarged to CELL pixels (a feature: one
     FEATURE_CELL square), coloured on the layer's own scale (its largest value = `peak`,
     the maximum over all its channels when None)."""
@@ -65,13 +77,19 @@ def mosaic(activation, channels, peak=None):
     rows = -(-len(channels) // COLUMNS)
     columns = min(COLUMNS, len(channels))
     pitch = cell + GAP
-    canvas = np.full((rows * pitch - GAP, columns * pitch - GAP, 3), BACKGROUND, np.uint8)
-    maps = coloured(activation[:, :, channels], peak)  # (H, W, n, 3)
+    canvas = np.full((rows * pitch - GAP, columns * pitch - GAP), BACKGROUND_INDEX, np.uint8)
+    levels = _levels(activation[:, :, channels], peak)  # (H, W, n)
     for slot in range(len(channels)):
         row, col = divmod(slot, COLUMNS)
-        tile = maps[:, :, slot].repeat(scale, 0).repeat(scale, 1)
+        tile = levels[:, :, slot].repeat(scale, 0).repeat(scale, 1)
         canvas[row * pitch : row * pitch + tile.shape[0], col * pitch : col * pitch + tile.shape[1]] = tile
-    return canvas
+    return paletted(canvas, "magma")
+
+
+def _levels(values, peak):
+    """Values in [0, peak] -> palette levels 0..PALETTE_LEVELS - 1."""
+    scaled = np.clip(np.asarray(values, np.float32) / peak, 0, 1) if peak > 0 else np.zeros(np.shape(values))
+    return np.rint(scaled * (PALETTE_LEVELS - 1)).astype(np.uint8)
 
 
 def channel_at(x, y, channels, features=False):
@@ -106,13 +124,13 @@ def kernel_image(kernel, patch=24):
     pitch = 3 * 6 + GAP
     count = kernel.shape[-1]
     rows, columns = -(-count // COLUMNS), min(COLUMNS, count)
-    canvas = np.full((rows * pitch - GAP, columns * pitch - GAP, 3), BACKGROUND, np.uint8)
-    colours = _lut("coolwarm")[np.rint((0.5 + kernel / (2 * limit)) * 255).astype(np.int32)]
+    canvas = np.full((rows * pitch - GAP, columns * pitch - GAP), BACKGROUND_INDEX, np.uint8)
+    levels = np.rint((0.5 + kernel / (2 * limit)) * (PALETTE_LEVELS - 1)).astype(np.uint8)
     for index in range(count):
         row, col = divmod(index, COLUMNS)
-        canvas[row * pitch : row * pitch + 18, col * pitch : col * pitch + 18] = colours[:, :, index].repeat(
+        canvas[row * pitch : row * pitch + 18, col * pitch : col * pitch + 18] = levels[:, :, index].repeat(
             6, 0).repeat(6, 1)
-    return canvas
+    return paletted(canvas, "coolwarm")
 
 
 def bars_html(values, names, highlight=None, title=""):
@@ -137,19 +155,23 @@ def bars_html(values, names, highlight=None, title=""):
     return f'<div class="inside-bars">{heading}{"".join(rows)}</div>'
 
 
+MAP_WHITE, MAP_BLACK = len(CLASS_COLOURS), len(CLASS_COLOURS) + 1  # palette entries after the classes'
+
+
 def map_background(points, labels):
-    """The feature map's canvas: each test image a small dot in its class colour; returns
-    (image, (low, high) corners of the plotted area in PCA coordinates)."""
+    """The feature map's canvas as palette indices: each test image a small dot in its
+    class colour on white; returns (indices (MAP_SIDE, MAP_SIDE), (low, high) corners of
+    the plotted area in PCA coordinates)."""
     points = np.asarray(points, np.float32)
     low, high = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
     margin = (high - low) * 0.08
     low, high = low - margin, high + margin
-    canvas = np.full((MAP_SIDE, MAP_SIDE, 3), BACKGROUND, np.uint8)
+    canvas = np.full((MAP_SIDE, MAP_SIDE), MAP_WHITE, np.uint8)
     pixels = map_pixels(points, (low, high))
     inside = (pixels >= 0).all(axis=1) & (pixels < MAP_SIDE - 1).all(axis=1)
     for dy in (0, 1):
         for dx in (0, 1):
-            canvas[pixels[inside, 1] + dy, pixels[inside, 0] + dx] = CLASS_COLOURS[np.asarray(labels)[inside]]
+            canvas[pixels[inside, 1] + dy, pixels[inside, 0] + dx] = np.asarray(labels)[inside]
     return canvas, (low, high)
 
 
@@ -161,14 +183,17 @@ def map_pixels(points, bounds):
 
 
 def map_with_marker(background, bounds, point):
-    """The feature map with the input as a black ring (clamped to the edge when outside)."""
+    """The feature map with the input as a black ring (clamped to the edge when outside),
+    as a palette image."""
     canvas = background.copy()
     x, y = np.clip(map_pixels(point, bounds)[0], 0, MAP_SIDE - 1)
     rows, cols = np.ogrid[:MAP_SIDE, :MAP_SIDE]
     distance = np.sqrt((rows - y) ** 2 + (cols - x) ** 2)
-    canvas[(distance >= 6) & (distance <= 9)] = 0
-    canvas[(distance > 9) & (distance <= 10.5)] = 255
-    return canvas
+    canvas[(distance >= 6) & (distance <= 9)] = MAP_BLACK
+    canvas[(distance > 9) & (distance <= 10.5)] = MAP_WHITE
+    image = Image.fromarray(canvas, mode="P")
+    image.putpalette([*CLASS_COLOURS.ravel().tolist(), 255, 255, 255, 0, 0, 0])
+    return image
 
 
 def legend_html():
