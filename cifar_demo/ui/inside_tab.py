@@ -245,10 +245,11 @@ def build(tab, predictor, trained_model, shared_input):
     gr.Markdown("### The whole path\nOne row per stage, named as the model's layers: click any channel map.")
     page = gr.Radio(["channels 1-128", "channels 129-256"], value="channels 1-128", elem_id="inside-page",
                     label="256-channel layers (stage 3): which half to show")
-    grids = {}
+    grids, captions = {}, {}
     for name in layer_names:
-        grids[name] = gr.Image(label=name, interactive=False, format="png", buttons=[], show_label=True,
-                               elem_id=f"inside-{name}", elem_classes=["pixelated", "inside-grid"])
+        captions[name] = gr.Markdown(f"**{name}**", elem_classes=["inside-caption"])
+        grids[name] = gr.Image(label=name, interactive=False, format="png", buttons=[], show_label=False,
+                               elem_id=f"inside-{name}", elem_classes=["pixelated"])
     with gr.Row(equal_height=False):
         label = gr.Label(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
         logits_html = gr.HTML("", elem_id="inside-logits")
@@ -294,15 +295,16 @@ def build(tab, predictor, trained_model, shared_input):
     def redraw(value, choice_value, model, page_value, selection):
         chosen, shipped, note = model_for(choice_value, model)
         if value is None:
-            return (note, None, NO_INPUT, *[None] * len(layer_names), None, "", "", None, [], "",
+            return (note, None, NO_INPUT, *[f"**{name}**" for name in layer_names], *[None] * len(layer_names),
+                    None, "", "", None, [], "",
                     None, None, [], PICK_CHANNEL, None)
         pixels = value.pixels
         path, activations = views.path(chosen, pixels, 1 if page_value.endswith("256") else 0)
         probabilities, logits, parts = views.decision(chosen, activations["global_pool"])
         map_value, neighbour_items, map_caption = views.feature_space(activations["global_pool"], shipped)
-        grid_updates = [gr.update(value=path[name][0], label=path[name][1]) for name in layer_names]
         return (note, images.upscale_nearest(pixels, INPUT_SCALE), f"Input: **{html.escape(value.source)}**.",
-                *grid_updates, probabilities, logits, parts, map_value, neighbour_items, map_caption,
+                *[f"**{path[name][1]}**" for name in layer_names], *[path[name][0] for name in layer_names],
+                probabilities, logits, parts, map_value, neighbour_items, map_caption,
                 *close_outputs(chosen, shipped, pixels, selection, activations), input_key(value, choice_value, model))
 
     def refresh(value, choice_value, model, page_value, selection, drawn_key):
@@ -337,8 +339,9 @@ def build(tab, predictor, trained_model, shared_input):
         name, pixels = examples[event.index]
         return current_input(pixels, f"example image: {name} (a CIFAR-10 test image)")
 
-    outputs = [notice, input_image, input_line, *grids.values(), label, logits_html, contributions_html, map_image,
-               neighbours, map_line, close_map, close_kernels, close_gallery, close_line, drawn]
+    outputs = [notice, input_image, input_line, *captions.values(), *grids.values(), label, logits_html,
+               contributions_html, map_image, neighbours, map_line, close_map, close_kernels, close_gallery,
+               close_line, drawn]
     state_inputs = [shared_input, choice, trained_model, page, selected]
     shared_input.change(follow_input, inputs=[*state_inputs, opened], outputs=outputs, api_visibility="private")
     for control in (choice, page):
