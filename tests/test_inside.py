@@ -19,6 +19,7 @@ from cifar_demo.inside import (
     top_k_per_channel,
 )
 from cifar_demo.model import build_model
+from cifar_demo.predictions import file_sha256
 from cifar_demo.ui import inside_tab, inside_views
 from cifar_demo.ui.session import TrainedModel
 from tests.conftest import cifar10_path, requires_cifar10
@@ -148,12 +149,24 @@ def test_a_click_on_a_mosaic_names_the_channel_drawn_there(shape):
 
 
 @pytest.mark.same_on_every_backend
-def test_a_missing_or_corrupt_file_is_a_message_not_a_crash(tmp_path):
+def test_a_missing_corrupt_or_stale_file_is_a_message_not_a_crash(tmp_path, generated):
     top, problem = inside_tab.load_top(tmp_path / "none.inside.npz")
     assert top is None and "not found" in problem and "--write-top-activations" in problem
     (tmp_path / "bad.inside.npz").write_bytes(b"not a zip")
     top, problem = inside_tab.load_top(tmp_path / "bad.inside.npz")
     assert top is None and "not a readable top-activations file" in problem
+    images, labels = generated
+    weights = tmp_path / "x.weights.h5"
+    weights.write_bytes(b"these weights")
+    stored = TopActivations(["l"], {"l": np.zeros((1, TOP_K), int)}, {"l": np.ones((1, TOP_K), np.float32)},
+                            np.array([0]), images[:1], np.zeros(4, np.float32), np.eye(2, 4, dtype=np.float32),
+                            np.ones(2, np.float32), np.zeros((3, 2), np.float32), labels[:3], np.zeros((1, 2)),
+                            labels[:1], file_sha256(weights))
+    stored.save(inside_path_for(weights))
+    assert inside_tab.load_top(weights=weights)[0].image(0).tolist() == images[0].tolist()
+    weights.write_bytes(b"other weights")
+    top, problem = inside_tab.load_top(weights=weights)
+    assert top is None and "computed for other weights" in problem
 
 
 def test_a_freed_or_missing_session_model_falls_back_to_the_shipped_one(tiny):

@@ -22,6 +22,7 @@ from cifar_demo.artifacts import EXAMPLES_DIR, SHIPPED_WEIGHTS, inside_path_for
 from cifar_demo.inside import TopActivations, contributions, dense_weights, kernels_of, project
 from cifar_demo.metrics import softmax
 from cifar_demo.model import CONVOLUTIONS_PER_STAGE, DEFAULT_WIDTHS
+from cifar_demo.predictions import file_sha256
 from cifar_demo.ui import inside_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.first_view import Deferred
@@ -50,13 +51,19 @@ def example_inputs():
             for path in sorted(Path(EXAMPLES_DIR).glob("*.png"))]
 
 
-def load_top(path=None):
-    """(TopActivations, None) from the shipped file, or (None, a message) when it is missing
-    or unreadable: the tab serves without its top images and map."""
+def load_top(path=None, weights=SHIPPED_WEIGHTS):
+    """(TopActivations, None) from the file beside `weights`, or (None, a message) when it
+    is missing, unreadable or computed for other weights: the tab serves without its top
+    images and map."""
+    path = path or inside_path_for(weights)
     try:
-        return TopActivations.load(path or inside_path_for(SHIPPED_WEIGHTS)), None
+        top = TopActivations.load(path)
     except ValueError as error:
         return None, f"The top images and the feature map are not available: {error}"
+    if top.weights_sha256 and Path(weights).is_file() and top.weights_sha256 != file_sha256(weights):
+        return None, (f"The top images and the feature map are not available: {path} was computed for other "
+                      "weights (python -m cifar_demo.evaluate --write-top-activations)")
+    return top, None
 
 
 def layer_caption(model, name, shape):
