@@ -26,6 +26,7 @@ from cifar_demo.predictions import file_sha256
 from cifar_demo.ui import inside_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.first_view import Deferred
+from cifar_demo.ui.internals import ShownGallery, ShownImage
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -34,11 +35,12 @@ TOP_SCALE = 3               # each top image and its map at 96x96
 TOP_FEATURES = 12           # contributions shown
 NO_INPUT = ("*No input yet: upload or draw an image in the **Classify** tab, open a test image in **Mistakes**, "
             "or pick an example below.*")
-PICK_CHANNEL = "*Click any channel map above to see it up close.*"
+PICK_CHANNEL = "### One channel up close\n*Click any channel map above to see it up close.*"
+FEATURE_SPACE = "### Feature space"
 NO_TRAINED = ("Your trained model is not there (none was chosen with “Use this model” in the Train tab, or it was "
               "freed with its session): showing the shipped model.")
 CAM_NOTE = ("The logit of a class is the Dense kernel's column for it times the 256 pooled features, plus a bias: "
-            "the bars above are those products, and with the bias they sum to the logit. Each pooled feature is the "
+            "the bars below are those products, and with the bias they sum to the logit. Each pooled feature is the "
             "mean of one channel of the last convolution, so spreading each product back over its channel's "
             "positions gives the class activation map (CAM); the gradient of the logit with respect to those "
             "activations is the same kernel weight at every position, which is why Grad-CAM equals CAM at this "
@@ -200,7 +202,7 @@ class InsideViews:
         caption = (f"**{layer}, channel {channel}** (peak {float(channel_map.max()):.2f} for this input). "
                    f"Kernels of {layer.removesuffix('_relu')}, {kind} (before batch norm's per-channel scale).")
         items, note = self.top_images(predictor, layer, channel, shipped)
-        return overlay, kernels, items, f"{caption} {note}"
+        return overlay, kernels, items, f"### One channel up close\n{caption} {note}"
 
     def top_images(self, predictor, layer, channel, shipped):
         """(gallery items, a line): the test images that activate this channel most, each
@@ -241,11 +243,11 @@ def build(tab, predictor, trained_model, shared_input):
         choice = gr.Radio([SHIPPED, TRAINED], value=SHIPPED, label="Model", elem_id="inside-model", scale=1)
         notice = gr.Markdown("", elem_id="inside-notice")
     with gr.Row(equal_height=False):
-        input_image = gr.Image(label="Input (32x32)", interactive=False, format="png", height=180, width=180,
+        input_image = ShownImage(label="Input (32x32)", interactive=False, format="png", height=180, width=180,
                                elem_classes=["pixelated"], buttons=[], elem_id="inside-input", scale=0)
         with gr.Column():
             input_line = gr.Markdown(NO_INPUT, elem_id="inside-input-line")
-            example_gallery = gr.Gallery([(images.upscale_nearest(pixels, 2), name) for name, pixels in examples],
+            example_gallery = ShownGallery([(images.upscale_nearest(pixels, 2), name) for name, pixels in examples],
                                          columns=10, height=130, allow_preview=False, format="png",
                                          label="Or pick an example (CIFAR-10 test images)", buttons=[],
                                          elem_id="inside-examples", elem_classes=["pixelated"])
@@ -255,31 +257,28 @@ def build(tab, predictor, trained_model, shared_input):
     grids, captions = {}, {}
     for name in layer_names:
         captions[name] = gr.Markdown(f"**{name}**", elem_classes=["inside-caption"])
-        grids[name] = gr.Image(label=name, interactive=False, format="png", buttons=[], show_label=False,
+        grids[name] = ShownImage(label=name, interactive=False, format="png", buttons=[], show_label=False,
                                elem_id=f"inside-{name}", elem_classes=["pixelated"])
     with gr.Row(equal_height=False):
         label = gr.Label(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
         logits_html = gr.HTML("", elem_id="inside-logits")
-    gr.Markdown("### One channel up close")
     close_line = gr.Markdown(PICK_CHANNEL, elem_id="inside-close-line")
     with gr.Row(equal_height=False):
-        close_map = gr.Image(label="Its map over the input", interactive=False, format="png", height=280, width=280,
+        close_map = ShownImage(label="Its map over the input", interactive=False, format="png", height=280, width=280,
                              buttons=[], elem_id="inside-close-map", scale=0)
-        close_kernels = gr.Image(label="Its 3x3 kernels", interactive=False, format="png", buttons=[],
+        close_kernels = ShownImage(label="Its 3x3 kernels", interactive=False, format="png", buttons=[],
                                  elem_id="inside-kernels", elem_classes=["pixelated"])
-    close_gallery = gr.Gallery([], columns=9, height=170, allow_preview=False, format="png", buttons=[],
+    close_gallery = ShownGallery([], columns=9, height=170, allow_preview=False, format="png", buttons=[],
                                label="Test images that activate it most", elem_id="inside-top")
-    gr.Markdown("### The decision")
+    gr.Markdown(f"### The decision\n{CAM_NOTE}")
     contributions_html = gr.HTML("", elem_id="inside-contributions")
-    gr.Markdown(CAM_NOTE)
-    gr.Markdown("### Feature space")
-    map_line = gr.Markdown("", elem_id="inside-map-line")
+    map_line = gr.Markdown(FEATURE_SPACE, elem_id="inside-map-line")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            map_image = gr.Image(label="Test set, pooled features (PCA)", interactive=False, format="png",
+            map_image = ShownImage(label="Test set, pooled features (PCA)", interactive=False, format="png",
                                  buttons=[], elem_id="inside-map", height=380)
             gr.HTML(inside_views.legend_html())
-        neighbours = gr.Gallery([], columns=4, height=300, allow_preview=False, format="png", buttons=[],
+        neighbours = ShownGallery([], columns=4, height=300, allow_preview=False, format="png", buttons=[],
                                 label="Its 8 nearest test images", elem_id="inside-neighbours", scale=1)
 
     selected = gr.State()       # (row layer name, channel) last clicked
@@ -303,12 +302,13 @@ def build(tab, predictor, trained_model, shared_input):
         chosen, shipped, note = model_for(choice_value, model)
         if value is None:
             return (note, None, NO_INPUT, *[f"**{name}**" for name in layer_names], *[None] * len(layer_names),
-                    None, "", "", None, [], "",
+                    None, "", "", None, [], FEATURE_SPACE,
                     None, None, [], PICK_CHANNEL, None)
         pixels = value.pixels
         path, activations = views.path(chosen, pixels, 1 if page_value.endswith("256") else 0)
         probabilities, logits, parts = views.decision(chosen, activations["global_pool"])
         map_value, neighbour_items, map_caption = views.feature_space(activations["global_pool"], shipped)
+        map_caption = f"{FEATURE_SPACE}\n{map_caption}"
         return (note, images.upscale_nearest(pixels, INPUT_SCALE), f"Input: **{html.escape(value.source)}**.",
                 *[f"**{path[name][1]}**" for name in layer_names], *[path[name][0] for name in layer_names],
                 probabilities, logits, parts, map_value, neighbour_items, map_caption,
