@@ -244,42 +244,43 @@ def build(tab, predictor, trained_model, shared_input):
         notice = gr.Markdown("", elem_id="inside-notice")
     with gr.Row(equal_height=False):
         input_image = ShownImage(label="Input (32x32)", interactive=False, format="png", height=180, width=180,
-                               elem_classes=["pixelated"], buttons=[], elem_id="inside-input", scale=0)
+                                 elem_classes=["pixelated"], buttons=[], elem_id="inside-input", scale=0)
         with gr.Column():
             input_line = gr.Markdown(NO_INPUT, elem_id="inside-input-line")
             example_gallery = ShownGallery([(images.upscale_nearest(pixels, 2), name) for name, pixels in examples],
-                                         columns=10, height=130, allow_preview=False, format="png",
-                                         label="Or pick an example (CIFAR-10 test images)", buttons=[],
-                                         elem_id="inside-examples", elem_classes=["pixelated"])
-    gr.Markdown("### The whole path\nOne row per stage, named as the model's layers: click any channel map.")
-    page = gr.Radio(["channels 1-128", "channels 129-256"], value="channels 1-128", elem_id="inside-page",
-                    label="256-channel layers (stage 3): which half to show")
-    grids, captions = {}, {}
-    for name in layer_names:
-        captions[name] = gr.Markdown(f"**{name}**", elem_classes=["inside-caption"])
-        grids[name] = ShownImage(label=name, interactive=False, format="png", buttons=[], show_label=False,
-                               elem_id=f"inside-{name}", elem_classes=["pixelated"])
-    with gr.Row(equal_height=False):
-        label = gr.Label(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
-        logits_html = gr.HTML("", elem_id="inside-logits")
-    close_line = gr.Markdown(PICK_CHANNEL, elem_id="inside-close-line")
-    with gr.Row(equal_height=False):
-        close_map = ShownImage(label="Its map over the input", interactive=False, format="png", height=280, width=280,
-                             buttons=[], elem_id="inside-close-map", scale=0)
-        close_kernels = ShownImage(label="Its 3x3 kernels", interactive=False, format="png", buttons=[],
-                                 elem_id="inside-kernels", elem_classes=["pixelated"])
-    close_gallery = ShownGallery([], columns=9, height=170, allow_preview=False, format="png", buttons=[],
-                               label="Test images that activate it most", elem_id="inside-top")
-    gr.Markdown(f"### The decision\n{CAM_NOTE}")
-    contributions_html = gr.HTML("", elem_id="inside-contributions")
-    map_line = gr.Markdown(FEATURE_SPACE, elem_id="inside-map-line")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1):
-            map_image = ShownImage(label="Test set, pooled features (PCA)", interactive=False, format="png",
-                                 buttons=[], elem_id="inside-map", height=380)
-            gr.HTML(inside_views.legend_html())
-        neighbours = ShownGallery([], columns=4, height=300, allow_preview=False, format="png", buttons=[],
-                                label="Its 8 nearest test images", elem_id="inside-neighbours", scale=1)
+                                           columns=10, height=130, allow_preview=False, format="png",
+                                           label="Or pick an example (CIFAR-10 test images)", buttons=[],
+                                           elem_id="inside-examples", elem_classes=["pixelated"])
+    with gr.Column(visible=False) as content:  # shown once there is an input: no empty grids before
+        gr.Markdown("### The whole path\nOne row per stage, named as the model's layers: click any channel map.")
+        page = gr.Radio(["channels 1-128", "channels 129-256"], value="channels 1-128", elem_id="inside-page",
+                        label="256-channel layers (stage 3): which half to show")
+        grids, captions = {}, {}
+        for name in layer_names:
+            captions[name] = gr.Markdown(f"**{name}**", elem_classes=["inside-caption"])
+            grids[name] = ShownImage(label=name, interactive=False, format="png", buttons=[], show_label=False,
+                                     elem_id=f"inside-{name}", elem_classes=["pixelated"])
+        with gr.Row(equal_height=False):
+            label = gr.Label(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
+            logits_html = gr.HTML("", elem_id="inside-logits")
+        close_line = gr.Markdown(PICK_CHANNEL, elem_id="inside-close-line")
+        with gr.Row(equal_height=False):
+            close_map = ShownImage(label="Its map over the input", interactive=False, format="png", height=280,
+                                   width=280, buttons=[], elem_id="inside-close-map", scale=0)
+            close_kernels = ShownImage(label="Its 3x3 kernels", interactive=False, format="png", buttons=[],
+                                       elem_id="inside-kernels", elem_classes=["pixelated"])
+        close_gallery = ShownGallery([], columns=9, height=170, allow_preview=False, format="png", buttons=[],
+                                     label="Test images that activate it most", elem_id="inside-top")
+        gr.Markdown(f"### The decision\n{CAM_NOTE}")
+        contributions_html = gr.HTML("", elem_id="inside-contributions")
+        map_line = gr.Markdown(FEATURE_SPACE, elem_id="inside-map-line")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                map_image = ShownImage(label="Test set, pooled features (PCA)", interactive=False, format="png",
+                                       buttons=[], elem_id="inside-map", height=380)
+                gr.HTML(inside_views.legend_html())
+            neighbours = ShownGallery([], columns=4, height=300, allow_preview=False, format="png", buttons=[],
+                                      label="Its 8 nearest test images", elem_id="inside-neighbours", scale=1)
 
     selected = gr.State()       # (row layer name, channel) last clicked
     drawn = gr.State()          # input_key of what is on screen
@@ -301,16 +302,17 @@ def build(tab, predictor, trained_model, shared_input):
     def redraw(value, choice_value, model, page_value, selection):
         chosen, shipped, note = model_for(choice_value, model)
         if value is None:
-            return (note, None, NO_INPUT, *[f"**{name}**" for name in layer_names], *[None] * len(layer_names),
-                    None, "", "", None, [], FEATURE_SPACE,
-                    None, None, [], PICK_CHANNEL, None)
+            return (note, None, NO_INPUT, gr.update(visible=False), *[f"**{name}**" for name in layer_names],
+                    *[None] * len(layer_names), None, "", "", None, [], FEATURE_SPACE, None, None, [], PICK_CHANNEL,
+                    None)
         pixels = value.pixels
         path, activations = views.path(chosen, pixels, 1 if page_value.endswith("256") else 0)
         probabilities, logits, parts = views.decision(chosen, activations["global_pool"])
         map_value, neighbour_items, map_caption = views.feature_space(activations["global_pool"], shipped)
         map_caption = f"{FEATURE_SPACE}\n{map_caption}"
         return (note, images.upscale_nearest(pixels, INPUT_SCALE), f"Input: **{html.escape(value.source)}**.",
-                *[f"**{path[name][1]}**" for name in layer_names], *[path[name][0] for name in layer_names],
+                gr.update(visible=True), *[f"**{path[name][1]}**" for name in layer_names],
+                *[path[name][0] for name in layer_names],
                 probabilities, logits, parts, map_value, neighbour_items, map_caption,
                 *close_outputs(chosen, shipped, pixels, selection, activations), input_key(value, choice_value, model))
 
@@ -346,7 +348,7 @@ def build(tab, predictor, trained_model, shared_input):
         name, pixels = examples[event.index]
         return current_input(pixels, f"example image: {name} (a CIFAR-10 test image)")
 
-    outputs = [notice, input_image, input_line, *captions.values(), *grids.values(), label, logits_html,
+    outputs = [notice, input_image, input_line, content, *captions.values(), *grids.values(), label, logits_html,
                contributions_html, map_image, neighbours, map_line, close_map, close_kernels, close_gallery,
                close_line, drawn]
     state_inputs = [shared_input, choice, trained_model, page, selected]
