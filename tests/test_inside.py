@@ -20,6 +20,7 @@ from cifar_demo.inside import (
 )
 from cifar_demo.model import build_model
 from cifar_demo.predictions import file_sha256
+from cifar_demo.training import EpochSnapshot, TrainConfig, Trainer
 from cifar_demo.ui import inside_tab, inside_views
 from cifar_demo.ui.session import TrainedModel
 from tests.conftest import cifar10_path, requires_cifar10
@@ -206,3 +207,23 @@ def test_the_shipped_file_holds_the_true_top_images_among_the_first_test_images(
             beaten = np.flatnonzero(peaks[name][:, channel] > values[-1] * (1 + 2e-3) + 2e-3)
             assert set(beaten) <= set(stored.tolist()), (name, channel)
     assert inside_path_for(SHIPPED_WEIGHTS).stat().st_size < 6e6
+
+
+@pytest.mark.same_on_every_backend  # the engine's plumbing; the activations oracle above covers the backends
+def test_a_watched_run_snapshots_the_filters_and_one_images_maps_after_each_epoch(toy_data):
+    config = TrainConfig(width_mult=0.125, batch_size=32, val_size=64, train_size=96, learning_rate=0.05, seed=1,
+                         epochs=2)
+    events = []
+    result = Trainer(config, callbacks=[events.append], watch=True).run(toy_data)
+    snapshots = [event for event in events if isinstance(event, EpochSnapshot)]
+    assert [snapshot.epoch for snapshot in snapshots] == [1, 2]
+    assert [type(event).__name__ for event in events].count("EpochEnded") == 2
+    last = snapshots[-1]
+    trained = Predictor(result.model)
+    np.testing.assert_allclose(last.watched_maps, trained.activations(last.watched_image)["stage3_conv3_relu"],
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(last.first_kernels,
+                                  keras.ops.convert_to_numpy(result.model.get_layer("stage1_conv1").kernel))
+    assert not np.array_equal(snapshots[0].first_kernels, last.first_kernels)  # it learned in between
+    picture = inside_views.learning_snapshot(last.first_kernels, last.watched_maps, last.watched_image)
+    assert picture.dtype == np.uint8 and picture.shape[2] == 3 and picture.shape[1] < 1280

@@ -203,3 +203,41 @@ def legend_html():
         f'<span style="width:12px;height:12px;background:rgb{tuple(int(c) for c in colour)}"></span>{name}</span>'
         for name, colour in zip(CLASSES, CLASS_COLOURS, strict=True))
     return f'<div class="inside-legend" style="line-height:1.8">{swatches} <b>◯</b> this input</div>'
+
+
+def learning_snapshot(first_kernels, maps, watched_image):
+    """The Train tab's "watch it learn" picture for one epoch, as one RGB image: the watched
+    input, the first layer's filters as RGB patches (each on its own symmetric scale, grey
+    at 0) and that input's maps at the last convolution (on their common scale)."""
+    kernels = np.asarray(first_kernels, np.float32)
+    count = kernels.shape[-1]
+    limits = np.abs(kernels).reshape(-1, count).max(axis=0)
+    patches = np.rint((0.5 + kernels / (2 * np.where(limits > 0, limits, 1.0))) * 255).astype(np.uint8)
+    side, columns = 24, 8
+    pitch = side + GAP
+    rows = -(-count // columns)
+    filters = np.full((rows * pitch - GAP, min(columns, count) * pitch - GAP, 3), BACKGROUND, np.uint8)
+    for index in range(count):
+        row, col = divmod(index, columns)
+        filters[row * pitch : row * pitch + side, col * pitch : col * pitch + side] = (
+            patches[:, :, :, index].repeat(side // 3, 0).repeat(side // 3, 1))
+    maps = np.asarray(maps, np.float32)
+    peak = float(maps.max())
+    levels = _levels(maps, peak)
+    map_pitch = 2 * maps.shape[0] + GAP
+    map_rows = -(-maps.shape[-1] // COLUMNS)
+    mosaic_image = np.full((map_rows * map_pitch - GAP, min(COLUMNS, maps.shape[-1]) * map_pitch - GAP, 3),
+                           BACKGROUND, np.uint8)
+    colours = _lut("magma")[np.rint(levels.astype(np.float32) * 255 / (PALETTE_LEVELS - 1)).astype(np.int32)]
+    for index in range(maps.shape[-1]):
+        row, col = divmod(index, COLUMNS)
+        mosaic_image[row * map_pitch : row * map_pitch + 2 * maps.shape[0],
+                     col * map_pitch : col * map_pitch + 2 * maps.shape[1]] = colours[:, :, index].repeat(
+            2, 0).repeat(2, 1)
+    watched = np.asarray(watched_image, np.uint8).repeat(3, 0).repeat(3, 1)
+    parts = [watched, filters, mosaic_image]
+    height = max(part.shape[0] for part in parts)
+    spacer = np.full((height, 12, 3), BACKGROUND, np.uint8)
+    padded = [np.pad(part, ((0, height - part.shape[0]), (0, 0), (0, 0)), constant_values=BACKGROUND)
+              for part in parts]
+    return np.concatenate([padded[0], spacer, padded[1], spacer, padded[2]], axis=1)
