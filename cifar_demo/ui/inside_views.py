@@ -17,6 +17,7 @@ GAP = 2
 BACKGROUND = 255
 PALETTE_LEVELS = 255        # colour levels of a palette image; the last palette entry is the background
 BACKGROUND_INDEX = PALETTE_LEVELS
+LABEL_BAND = 36             # white rows above a picture that Gradio's label badge covers
 PAGE = 128                  # channels per page of a 256-channel layer
 MAP_SIDE = 360              # the feature map's canvas
 CLASS_COLOURS = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -240,4 +241,5 @@ def learning_snapshot(first_kernels, maps, watched_image):
     spacer = np.full((height, 12, 3), BACKGROUND, np.uint8)
     padded = [np.pad(part, ((0, height - part.shape[0]), (0, 0), (0, 0)), constant_values=BACKGROUND)
               for part in parts]
-    return np.concatenate([padded[0], spacer, padded[1], spacer, padded[2]], axis=1)
+    picture = np.concatenate([padded[0], spacer, padded[1], spacer, padded[2]], axis=1)
+    return np.pad(picture, ((LABEL_BAND, 0), (0, 0), (0, 0)), constant_values=BACKGROUND)  # room for the label

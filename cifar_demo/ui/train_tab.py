@@ -87,8 +87,7 @@ class RunView:
         self.snapshot_shown = snapshot = self.snapshot
         return gr.update(value=inside_views.learning_snapshot(snapshot.first_kernels, snapshot.watched_maps,
                                                               snapshot.watched_image),
-                         label=f"Watch it learn, after epoch {snapshot.epoch}: one validation image, the first "
-                               "layer's filters, and that image's maps at the last convolution")
+                         label=f"After epoch {snapshot.epoch}: an input, the first layer's filters, its last maps")
 
     def curves(self):
         if self.config.init_weights:
@@ -191,7 +190,7 @@ def build(trained_model, tab):
         with gr.Column(scale=5):
             status = gr.HTML(progress_html(0, "No run yet.", "idle"), elem_id="run-status")
             curves = gr.Plot(show_label=False, elem_id="training-curves", format="png")
-            watch = ShownImage(label="Watch it learn: redrawn after every epoch", interactive=False, format="png",
+            watch = ShownImage(label="Watch it learn (after every epoch)", interactive=False, format="png",
                                buttons=[], elem_id="watch-it-learn", elem_classes=["pixelated"])
     results = gr.Markdown(elem_id="run-results")
     with gr.Row():
