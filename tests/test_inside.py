@@ -94,6 +94,11 @@ def test_top_images_per_channel_are_the_brute_force_top_k_and_survive_the_file(t
     features = tiny.activations(images[5])["global_pool"]
     positions, _ = loaded.nearest(features, count=1)
     assert loaded.image_indices[positions[0]] == 5 or 5 not in loaded.image_indices
+    views = inside_tab.InsideViews(lambda: (loaded, None))  # what the tab shows for a click on channel 3
+    items, line = views.top_images(tiny, "stage2_conv3_relu", 3, shipped=True)
+    assert [caption.split()[0] for _, caption in items] == [f"#{i}" for i in loaded.indices["stage2_conv3_relu"][3]]
+    assert len(items) == TOP_K and "activate it most" in line
+    assert views.top_images(tiny, "stage2_conv1_relu", 3, shipped=True)[0] == []  # not stored: a line says where
 
 
 @pytest.mark.same_on_every_backend

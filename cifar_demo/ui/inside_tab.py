@@ -11,6 +11,7 @@ from the file `evaluate --write-top-activations` writes beside the shipped weigh
 
 import hashlib
 import html
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,13 +34,14 @@ TRAINED = "Your trained model"
 INPUT_SCALE = 5             # the 32x32 input shown at 160x160
 TOP_SCALE = 3               # each top image and its map at 96x96
 TOP_FEATURES = 12           # contributions shown
+CACHED_CHANNELS = 64        # channels whose top images (with their maps) are kept drawn
 NO_INPUT = ("*No input yet: upload or draw an image in the **Classify** tab, open a test image in **Mistakes**, "
             "or pick an example below.*")
 PICK_CHANNEL = "### One channel up close\n*Click any channel map above to see it up close.*"
 FEATURE_SPACE = "### Feature space"
 NO_TRAINED = ("Your trained model is not there (none was chosen with “Use this model” in the Train tab, or it was "
               "freed with its session): showing the shipped model.")
-CAM_NOTE = ("The logit of a class is the Dense kernel's column for it times the 256 pooled features, plus a bias: "
+CAM_NOTE = ("The logit of a class is the Dense kernel's column for it times the pooled features, plus a bias: "
             "the bars below are those products, and with the bias they sum to the logit. Each pooled feature is the "
             "mean of one channel of the last convolution, so spreading each product back over its channel's "
             "positions gives the class activation map (CAM); the gradient of the logit with respect to those "
@@ -115,13 +117,15 @@ def chosen_model(choice, trained, shipped):
 
 
 class InsideViews:
-    """Draws every view of the tab for one model; holds the shipped file and the feature
-    map's background, both read once."""
+    """Draws every view of the tab for whichever model it is given; holds the shipped file
+    and the feature map's background, both read once, and the shipped model's top images
+    of the channels clicked lately (the app's worker threads share it: under a lock)."""
 
     def __init__(self, top_loader=load_top):
         self._top = Deferred(top_loader)
         self._background = Deferred(self._draw_background)
         self._top_images = OrderedDict()  # (layer, channel) -> gallery items, shipped model only
+        self._lock = threading.Lock()
 
     def top(self):
         return self._top.get()
@@ -162,8 +166,9 @@ class InsideViews:
                                              "The 10 logits (before the softmax)")
         parts_html = inside_views.bars_html(
             parts[order], [f"feature {index}" for index in order], None,
-            f"Why {CLASSES[top_class]}: the {len(order)} largest of 256 contributions (kernel weight x feature "
-            f"value) to its logit {logits[top_class]:.2f} = sum of all 256 ({parts.sum():.2f}) + bias ({bias:.2f})")
+            f"Why {CLASSES[top_class]}: the {len(order)} largest of {len(parts)} contributions (kernel weight x "
+            f"feature value) to its logit {logits[top_class]:.2f} = sum of all {len(parts)} ({parts.sum():.2f}) + "
+            f"bias ({bias:.2f})")
         label = {name: float(p) for name, p in zip(CLASSES, probabilities, strict=True)}
         return label, logits_html, parts_html
 
@@ -216,17 +221,20 @@ class InsideViews:
             return [], (f"Top test images are stored for each stage's last convolution ({', '.join(top.layers)}); "
                         "pick a channel there or in a pooling row.")
         key = (layer, channel)
-        if key not in self._top_images:
+        with self._lock:
+            items = self._top_images.get(key)
+        if items is None:
             indices, values = top.indices[layer][channel], top.values[layer][channel]
             batch = np.stack([top.image(index) for index in indices])
             maps = predictor.batch_activations(batch)[layer][..., channel]
             side = 32 * TOP_SCALE
-            self._top_images[key] = [
-                (inside_views.enlarged_map(channel_map, pixels, side), f"#{index} peak {value:.2f}")
-                for channel_map, pixels, index, value in zip(maps, batch, indices, values, strict=True)]
-            while len(self._top_images) > 64:
-                self._top_images.popitem(last=False)
-        return self._top_images[key], "The 9 test images that activate it most, each with its own map:"
+            items = [(inside_views.enlarged_map(channel_map, pixels, side), f"#{index} peak {value:.2f}")
+                     for channel_map, pixels, index, value in zip(maps, batch, indices, values, strict=True)]
+            with self._lock:
+                self._top_images[key] = items
+                while len(self._top_images) > CACHED_CHANNELS:
+                    self._top_images.popitem(last=False)
+        return items, f"The {len(items)} test images that activate it most, each with its own map:"
 
 
 def build(tab, predictor, trained_model, shared_input):
