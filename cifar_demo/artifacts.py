@@ -46,10 +46,16 @@ def corruptions_path_for(weights_path):
     return companion_path(weights_path, "corruptions")
 
 
+def inside_path_for(weights_path):
+    """x.weights.h5 -> x.inside.npz: the top test images per channel and the feature map
+    (`evaluate --write-top-activations`), read by the Inside the network tab."""
+    return companion_path(weights_path, "inside", ".npz")
+
+
 def shipped_files():
     """Every file under weights/ the app reads, missing ones included (the caller reports
     them): the shipped weights with their companions, the files named above, the examples."""
     weights = SHIPPED_WEIGHTS
     return [weights, config_path_for(weights), calibration_path_for(weights), ood_path_for(weights),
-            corruptions_path_for(weights), SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_SAMPLE,
-            SHIPPED_MODEL_CARD, SHIPPED_CURVES, *sorted(EXAMPLES_DIR.glob("*.png"))]
+            corruptions_path_for(weights), inside_path_for(weights), SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS,
+            SHIPPED_SAMPLE, SHIPPED_MODEL_CARD, SHIPPED_CURVES, *sorted(EXAMPLES_DIR.glob("*.png"))]

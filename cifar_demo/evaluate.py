@@ -1,7 +1,8 @@
 """Evaluation of weights on the official test set, and their calibration.
 
 CLI: `python -m cifar_demo.evaluate [--tta] [--fit-temperature] [--write-predictions]`, or
-`python -m cifar_demo.evaluate --corruptions [--images N]` for accuracy under corruption.
+`python -m cifar_demo.evaluate --corruptions [--images N]` for accuracy under corruption, or
+`python -m cifar_demo.evaluate --write-top-activations` for the Inside the network tab's file.
 The metrics themselves live in cifar_demo.metrics, the predictions file in
 cifar_demo.predictions, accuracy under corruption in cifar_demo.robustness.
 """
@@ -18,9 +19,11 @@ from cifar_demo.artifacts import (
     calibration_path_for,
     config_path_for,
     corruptions_path_for,
+    inside_path_for,
 )
 from cifar_demo.backend import describe, resolve_device
 from cifar_demo.data import load_cifar10, split_training_set
+from cifar_demo.inside import compute_top_activations
 from cifar_demo.metrics import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax, summarize
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, file_sha256
 from cifar_demo.predictor import Predictor
@@ -107,6 +110,10 @@ def main(argv=None):
     parser.add_argument("--write-predictions", nargs="?", const="", default=None, metavar="NPZ",
                         help="also write the test-set probabilities and the mistakes' pixels for the Mistakes tab "
                         "(default file, for the shipped weights only: weights/test_predictions.npz)")
+    parser.add_argument("--write-top-activations", action="store_true",
+                        help="instead: the test images that activate each channel of each stage's last convolution "
+                        "most, and the PCA feature map of the pooled features, written beside the weights "
+                        "(<name>.inside.npz) for the Inside the network tab")
     parser.add_argument("--corruptions", action="store_true",
                         help="instead: accuracy under every corruption of cifar_demo.corruptions at severities 1-5 "
                         "(12 x 5 passes over the test images), written beside the weights (<name>.corruptions.json) "
@@ -137,6 +144,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     shown_weights = str(args.weights) if args.weights else f"{SHIPPED_WEIGHTS.parent.name}/{SHIPPED_WEIGHTS.name}"
+    if args.write_top_activations:
+        return _write_top_activations(predictor, data, weights)
     if args.corruptions:
         return _evaluate_corruptions(args, predictor, data, weights, shown_weights)
     logits = predictor.predict_logits(data.x_test)
@@ -163,6 +172,14 @@ def _refusal(args):
     if args.precision != "float32" and (args.write_predictions is not None or args.fit_temperature):
         return ("--write-predictions and --fit-temperature write what the app uses, which serves float32 "
                 "answers; drop --precision")
+    if args.write_top_activations:
+        named = [flag for flag, given in (("--tta", args.tta), ("--fit-temperature", args.fit_temperature),
+                                          ("--write-predictions", args.write_predictions is not None),
+                                          ("--corruptions", args.corruptions), ("--json", args.json),
+                                          ("--precision", args.precision != "float32"))
+                 if given]
+        if named:
+            return f"--write-top-activations writes only the top-activations file: drop {', '.join(named)}"
     if not args.corruptions:
         named = [flag for flag, given in (("--images", args.images is not None), ("--seed", args.seed is not None),
                                           ("--out", args.out is not None)) if given]
@@ -177,6 +194,24 @@ def _refusal(args):
         return ("the shipped weights' corruption report covers the whole test set; "
                 "pass --out for a report on --images")
     return None
+
+
+def _write_top_activations(predictor, data, weights):
+    """The Inside the network tab's file beside the weights, with a progress line per chunk."""
+    started = time.perf_counter()
+
+    def progress(done, total):
+        print(f"top activations: {done:,}/{total:,} test images ({time.perf_counter() - started:.0f} s)",
+              file=sys.stderr, flush=True)
+
+    top = compute_top_activations(predictor, data.x_test, data.y_test, file_sha256(weights), progress)
+    out = inside_path_for(weights)
+    top.save(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): the top {len(next(iter(top.indices.values()))[0])} "
+          f"test images of {sum(len(v) for v in top.indices.values())} channels ({', '.join(top.layers)}), "
+          f"{len(top.image_indices):,} distinct images; feature map on {top.axes.shape[0]} principal axes "
+          f"({top.explained[:2].sum():.0%} of the variance on the first two, {top.explained.sum():.0%} on all)")
+    return 0
 
 
 def _evaluate_corruptions(args, predictor, data, weights, shown_weights):

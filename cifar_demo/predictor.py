@@ -6,6 +6,7 @@ passes for the backend that runs.
 
 import json
 import threading
+from collections import OrderedDict
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -58,6 +59,8 @@ class Predictor:
         # under this lock.
         self._features_function = None
         self._explain_function = None
+        self._activations_function = None
+        self._peaks_function = None
         self._build_lock = threading.Lock()
 
     def refresh_weights(self):
@@ -167,6 +170,64 @@ class Predictor:
                 [keras.ops.mean(early, axis=(1, 2)), keras.ops.std(early, axis=(1, 2))], axis=1
             )
             return logits, features, early_statistics
+
+        return compile_inference(self._network.variables, outputs)
+
+    def activations(self, pixels):
+        """uint8 (32, 32, 3) -> OrderedDict {layer name: float32 array} in the order data
+        flows: every convolution stage's output after BatchNorm and ReLU (H, W, C), each
+        pooling output (H, W, C) and the pooled features (C,). Named as the model's layers;
+        one compiled pass, built on first use."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
+            raise ValueError(
+                f"activations takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        return OrderedDict((name, value[0]) for name, value in self.batch_activations(pixels[None]).items())
+
+    def batch_activations(self, images):
+        """activations() of N images at once: uint8 (N, 32, 32, 3) -> {name: (N, ...)}, in one pass."""
+        images = _check_batch(images, "batch_activations")
+        if len(images) == 0:
+            raise ValueError("batch_activations needs at least one image")
+        names = self.activation_layers()
+        function = self._built("_activations_function", partial(self._build_activations, names))
+        values = function(images.astype(np.float32))
+        return OrderedDict((name, np.asarray(value, dtype=np.float32)) for name, value in zip(names, values,
+                                                                                               strict=True))
+
+    def activation_layers(self):
+        """The names `activations` returns, in the order data flows: each ReLU, each
+        pooling layer and the global pooling."""
+        kinds = (keras.layers.ReLU, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D)
+        return [layer.name for layer in self._network.layers if isinstance(layer, kinds)]
+
+    def channel_peaks(self, images):
+        """uint8 (N, 32, 32, 3) -> OrderedDict {layer name: float32 (N, C)}: for each
+        convolution stage's ReLU output, every channel's largest value over positions (how
+        strongly each image activates it), then the pooled features (FEATURES_LAYER); one
+        pass per batch. What the top images per channel and the feature map are computed from."""
+        images = _check_batch(images, "channel_peaks")
+        names = [name for name in self.activation_layers() if name.endswith("_relu")] + [FEATURES_LAYER]
+        function = self._built("_peaks_function", partial(self._build_peaks, names))
+        batches = [function(images[start : start + BATCH_SIZE].astype(np.float32))
+                   for start in range(0, len(images), BATCH_SIZE)]
+        return OrderedDict(
+            (name, np.concatenate([batch[i] for batch in batches]).astype(np.float32) if batches
+             else np.zeros((0, self.model.get_layer(name).output.shape[-1]), np.float32))
+            for i, name in enumerate(names))
+
+    def _build_peaks(self, names):
+        def outputs(images):
+            layers = self._network.outputs(images)
+            return tuple(keras.ops.cast(keras.ops.max(layers[name], axis=(1, 2)) if name != FEATURES_LAYER
+                                        else layers[name], "float32") for name in names)
+
+        return compile_inference(self._network.variables, outputs)
+
+    def _build_activations(self, names):
+        def outputs(images):
+            layers = self._network.outputs(images)
+            return tuple(keras.ops.cast(layers[name], "float32") for name in names)
 
         return compile_inference(self._network.variables, outputs)
 

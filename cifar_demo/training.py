@@ -24,7 +24,7 @@ from cifar_demo.artifacts import config_path_for
 from cifar_demo.backend import data_parallel, describe, device_scope, resolve_device
 from cifar_demo.data import split_training_set
 from cifar_demo.metrics import negative_log_likelihood
-from cifar_demo.model import PRECISIONS, build_model, scaled_widths
+from cifar_demo.model import EXPLAIN_LAYER, PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 
 NUM_CLASSES = 10
@@ -219,6 +219,20 @@ class EpochEnded:
     seconds: float            # wall time of the epoch, validation included
 
 
+FIRST_CONV = "stage1_conv1"
+
+
+@dataclass(frozen=True)
+class EpochSnapshot:
+    """What the network has learned by the end of an epoch, for watching it learn (emitted
+    after EpochEnded when the Trainer was made with watch=True)."""
+
+    epoch: int
+    first_kernels: np.ndarray  # float32 (3, 3, 3, C1): the first convolution's filters
+    watched_maps: np.ndarray   # float32 (8, 8, C3): the last convolution's maps of one fixed image
+    watched_image: np.ndarray  # uint8 (32, 32, 3): that image (the first validation image)
+
+
 @dataclass(frozen=True)
 class RunEnded:
     stopped: bool             # True when the stop flag ended the run early
@@ -291,10 +305,12 @@ class Trainer:
     """Runs one training run; `stop()` (from any thread) ends it after the current batch."""
 
     def __init__(self, config, callbacks: Sequence[Callable[[object], None]] = (), checkpoint_dir=None,
-                 device="auto", distribute=False):
+                 device="auto", distribute=False, watch=False):
         """`device`: "auto" (a GPU where the backend sees one), "cpu" or "gpu". `distribute`:
         data-parallel over all local devices with Keras' DataParallel (JAX backend). Neither
-        is a hyperparameter: a run may resume on another device."""
+        is a hyperparameter: a run may resume on another device. `watch`: also emit an
+        EpochSnapshot after each epoch (the Train tab's "watch it learn"; one more compiled
+        function, so the command line leaves it off)."""
         config.validate()
         self.config = config
         self.callbacks = list(callbacks)
@@ -302,6 +318,7 @@ class Trainer:
         self.device = resolve_device(device)
         self.distribution = data_parallel(config.batch_size) if distribute else None
         self._stop = threading.Event()
+        self.watch = watch
 
     def stop(self):
         self._stop.set()
@@ -398,6 +415,11 @@ class Trainer:
             epochs_completed = epoch + 1
             self._checkpoint(model, history, epochs_completed)
             self._emit(record)
+            if self.watch:
+                watched = x_val[0] if len(x_val) else x_train[0]
+                self._emit(EpochSnapshot(
+                    epoch + 1, keras.ops.convert_to_numpy(model.get_layer(FIRST_CONV).kernel).astype(np.float32),
+                    predictor.activations(watched)[EXPLAIN_LAYER], np.asarray(watched, np.uint8)))
 
         stopped = self._stop.is_set() and epochs_completed < config.epochs
         self._emit(RunEnded(stopped, step, epochs_completed))

@@ -24,7 +24,7 @@ OTHER_BACKENDS = [name for name in BACKENDS if name != THIS_BACKEND]
 # forms, Python above the engine) stay with the default backend.
 RERUN = ["tests/test_predictor.py", "tests/test_explain.py", "tests/test_model.py", "tests/test_training.py",
          "tests/test_ood.py", "tests/test_evaluate.py", "tests/test_training_runs.py", "tests/test_app_api.py",
-         "tests/test_adversarial.py"]
+         "tests/test_adversarial.py", "tests/test_inside.py"]
 # The test that collects them (tests/test_backends.py); it runs last.
 COLLECTING_TEST = "tests/test_backends.py::test_unit_and_api_tests_pass_under"
 # Higher is kinder: the suite's own timed checks keep most of the CPU they would get alone.

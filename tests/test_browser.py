@@ -5,8 +5,10 @@ import time
 import pytest
 
 from tests.browser_pages import (
+    ARTIFACTS,
     CLASS_NAMES,
     LAPTOP,
+    PHONE,
     draw_a_stroke,
     needs_chromium,
     open_confusion_cell,
@@ -20,6 +22,7 @@ from tests.browser_pages import (
 )
 
 pytestmark = needs_chromium
+LAPTOP_SHOT = {"width": 1280, "height": 800}
 
 
 def test_click_an_example_and_see_a_label(page):
@@ -88,6 +91,10 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.get_by_text("Compare: where your trained model and the shipped one disagree").click()
     # The app trains on a generated toy set here, so there is no official test set to compare on.
     page.locator("#compare-summary").get_by_text("not the official test set").wait_for()
+    page.get_by_role("tab", name="Inside the network").click()  # its layers, for the Classify example
+    page.locator("#inside-model").get_by_label("Your trained model").check()
+    page.locator("#inside-notice").get_by_text("Showing your trained model").wait_for()
+    page.locator("#inside-input-line").get_by_text("your image from the Classify tab").wait_for()
 
     # Another browser session never sees this model...
     other = browser.new_page(viewport=LAPTOP)
@@ -204,3 +211,31 @@ def test_robustness_tab_corrupts_an_example_live_and_the_attack_flips_it_at_the_
     assert predicted_label(answer) == flipped.group(1) != "truck"
     page.locator("#robust-perturbation img").wait_for()
     assert f"amplified x{127 // epsilon}" in page.locator("#robust-perturbation").inner_text()
+
+
+def test_inside_the_network_shows_a_channel_up_close_with_its_top_images_and_switches_model(page):
+    """The whole flow of the Inside the network tab in one page: the hint with no input, an
+    example drawn through every stage, a click on a channel of the last convolution (its map,
+    kernels and the 9 test images that activate it most), then the session-model choice that
+    falls back to the shipped model when there is none; screenshots at laptop and phone size."""
+    page.get_by_role("tab", name="Inside the network").click()
+    page.locator("#inside-input-line").get_by_text("No input yet").wait_for()
+    page.locator("#inside-examples .thumbnail-item").nth(4).click()  # the automobile
+    page.locator("#inside-input-line").get_by_text("example image: automobile").wait_for()
+    grid = page.locator("#inside-stage3_conv3_relu img")
+    wait_for_loaded_image(page, "#inside-stage3_conv3_relu img")
+    ratio = grid.bounding_box()["width"] / grid.evaluate("image => image.naturalWidth")
+    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 2
+    page.locator("#inside-close-line").get_by_text("stage3_conv3_relu, channel 2").wait_for()
+    page.locator("#inside-top .thumbnail-item").nth(8).wait_for()
+    assert page.locator("#inside-top .thumbnail-item").count() == 9
+    page.locator("#inside-kernels img").wait_for()
+    page.locator("#inside-logits").get_by_text("The 10 logits").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for size, name in ((LAPTOP_SHOT, "inside_laptop"), (PHONE, "inside_phone")):
+        page.set_viewport_size(size)
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]  # nothing scrolls sideways
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(LAPTOP)
+    page.locator("#inside-model").get_by_label("Your trained model").check()  # none trained in this page
+    page.locator("#inside-notice").get_by_text("showing the shipped model").wait_for()

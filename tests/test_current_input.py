@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from gradio.utils import deep_equal
+from gradio.utils import deep_equal, deep_hash
 
 from cifar_demo.ui.current_input import CurrentInput, current_input
 
@@ -27,3 +27,6 @@ def test_gradio_sees_a_new_input_as_a_change_and_the_same_one_as_none():
     changed[0, 0, 0] ^= 1
     assert not deep_equal(first, current_input(changed, "test image #1 (really a cat)"))
     assert not deep_equal(first, current_input(pixels, "your drawing from the Classify tab"))
+    # ...and by deep_hash once a .change listener follows the state (Gradio hashes it after each event)
+    assert deep_hash(first) == deep_hash(current_input(pixels.copy(), "test image #1 (really a cat)"))
+    assert deep_hash(first) != deep_hash(current_input(changed, "test image #1 (really a cat)"))

@@ -35,7 +35,7 @@ from tests.conftest import serve_app
 NODE = shutil.which("node")
 SPACE = {"SYSTEM": "spaces", "SPACE_ID": "cifar10-studio/ssr-test", "GRADIO_SERVER_NAME": "0.0.0.0",
          "GRADIO_SSR_MODE": "True"}
-TABS = ["Classify", "Data", "Mistakes", "Robustness", "Train", "About the model"]
+TABS = ["Classify", "Data", "Mistakes", "Inside the network", "Robustness", "Train", "About the model"]
 
 pytestmark = [
     *needs_chromium,

@@ -20,6 +20,7 @@ from cifar_demo.ui import (
     data_tab,
     event_streams,
     guards,
+    inside_tab,
     mistakes_tab,
     robustness_tab,
     train_tab,
@@ -153,6 +154,8 @@ def build_app(predictor=None):
             with gr.Tab("Mistakes", id="mistakes") as mistakes, timed("Mistakes tab", timings):
                 first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions,
                                                      shared_input))
+            with gr.Tab("Inside the network", id="inside") as inside, timed("Inside tab", timings):
+                first_views.append(inside_tab.build(inside, lazy_predictor, trained_model, shared_input))
             with gr.Tab("Robustness", id="robustness") as robustness, timed("Robustness tab", timings):
                 first_views.append(robustness_tab.build(robustness, lazy_predictor, detector, trained_model,
                                                         shared_input))

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CurrentInput:
-    """uint8 (32, 32, 3) model input and a short phrase naming where it came from."""
+    """uint8 (32, 32, 3) model input and a short phrase naming where it came from. Equal
+    and hashed by content: Gradio hashes a gr.State's value to tell whether it changed
+    (a generated hash would hash the array, which NumPy refuses)."""
 
     pixels: np.ndarray
     source: str   # e.g. "your upload", "test image #42 (really a cat)"
@@ -17,6 +19,13 @@ class CurrentInput:
     def __post_init__(self):
         if self.pixels.shape != (32, 32, 3) or self.pixels.dtype != np.uint8:
             raise ValueError(f"a current input is uint8 (32, 32, 3), not {self.pixels.dtype} {self.pixels.shape}")
+
+    def __eq__(self, other):
+        return (isinstance(other, CurrentInput) and self.source == other.source
+                and np.array_equal(self.pixels, other.pixels))
+
+    def __hash__(self):
+        return hash((self.pixels.tobytes(), self.source))
 
 
 def current_input(pixels, source):

@@ -16,6 +16,7 @@ from cifar_demo import CLASSES, data, images, plots
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from cifar_demo.training import TrainConfig, augment_images
 from cifar_demo.ui.first_view import FirstView
+from cifar_demo.ui.internals import ShownGallery
 
 RECIPE = TrainConfig()      # the shipped recipe's defaults: what the preview augments with
 PREVIEW_COUNT = 16          # augmented versions shown, as a 4x4 mosaic
@@ -144,7 +145,7 @@ def build(tab, sample=None):
     with gr.Row():
         class_name = gr.Dropdown(list(CLASSES), value=first_class, label="Class", scale=1)
         page_line = gr.Markdown(first_line, elem_id="class-page")
-    gallery = gr.Gallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
+    gallery = ShownGallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
                          elem_id="class-gallery", elem_classes=["pixelated"], buttons=[],
                          label="Click an image to preview its augmentations below")
     with gr.Row():

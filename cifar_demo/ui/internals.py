@@ -94,6 +94,37 @@ class CameraFrame(gr.Image):
         return payload.path
 
 
+class ShownImage(gr.Image):
+    """gr.Image that only shows what the app's private events send it: left out of the API
+    description, so the page config (/config, downloaded by every page load) does not carry
+    its three copies of gr.Image's API schema (about 3 KB per image; the Inside the network
+    tab shows 16).
+
+    Relies on: the `skip_api` property deciding whether get_config writes a component's
+    api_info (and whether /info lists it), and `is_template = True` keeping gr.Image's front
+    end for a subclass. Guarded by tests/test_app_api.py::test_the_page_config_stays_small
+    and, for the front end, tests/test_browser.py::
+    test_inside_the_network_shows_a_channel_up_close_with_its_top_images_and_switches_model.
+    """
+
+    is_template = True
+
+    @property
+    def skip_api(self):
+        return True
+
+
+class ShownGallery(gr.Gallery):
+    """gr.Gallery left out of the API description, for the same reason and with the same
+    reliance and guards as ShownImage (about 10 KB per gallery)."""
+
+    is_template = True
+
+    @property
+    def skip_api(self):
+        return True
+
+
 class DrawingCanvas(gr.Sketchpad):
     """gr.Sketchpad whose unreadable payloads (only possible through the API: a file that
     is not an image as the drawing) end in a message instead of a generic server error,

@@ -24,6 +24,7 @@ from cifar_demo.ui import explain_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 from cifar_demo.ui.first_view import FirstView
+from cifar_demo.ui.internals import ShownGallery
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -260,7 +261,7 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
         true_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="True class")
         predicted_class = gr.Dropdown([ANY, *CLASSES], value=ANY, label="Predicted class")
         order = gr.Radio(list(ORDERS), value=first_order, label="Sort")
-    gallery = gr.Gallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
+    gallery = ShownGallery(first_items, columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
                          elem_id="mistakes-gallery", elem_classes=["pixelated"],
                          label="Misclassified test images: true → predicted (confidence)", buttons=[])
     with gr.Row():
@@ -284,7 +285,7 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
     with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
         change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
         change_summary = gr.Markdown(NO_COMPARISON, elem_id="compare-summary")
-        change_gallery = gr.Gallery([], columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
+        change_gallery = ShownGallery([], columns=GALLERY_COLUMNS, format="png", height="auto", allow_preview=False,
                                     elem_id="compare-gallery", elem_classes=["pixelated"], buttons=[],
                                     label="Test images: true class: shipped → yours")
 

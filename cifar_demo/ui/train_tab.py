@@ -17,9 +17,10 @@ import numpy as np
 
 from cifar_demo import CLASSES, data, plots, training
 from cifar_demo.predictions import GRID_IMAGES
-from cifar_demo.ui import guards
+from cifar_demo.ui import guards, inside_views
 from cifar_demo.ui.downloads import save_downloads
 from cifar_demo.ui.event_streams import STREAM_GRACE_SECONDS, STREAMS
+from cifar_demo.ui.internals import ShownImage
 from cifar_demo.ui.session import TrainedModel
 from cifar_demo.ui.train_form import build_form, config_from_form, describe_config, show_preset
 from cifar_demo.ui.training_runs import (
@@ -64,6 +65,8 @@ class RunView:
         self.latest = None
         self.device = ""            # backend and device, from the run's RunStarted
         self.started = time.perf_counter()
+        self.snapshot = None        # the last epoch's training.EpochSnapshot
+        self.snapshot_shown = None  # the one last sent to the page
 
     def add(self, event):
         if isinstance(event, training.RunStarted):
@@ -73,6 +76,18 @@ class RunView:
             self.history["steps"].append({"step": event.step, "loss": event.loss, "accuracy": event.accuracy})
         elif isinstance(event, training.EpochEnded):
             self.history["epochs"].append(dataclasses.asdict(event))
+        elif isinstance(event, training.EpochSnapshot):
+            self.snapshot = event
+
+    def watched(self):
+        """The newest epoch's filters and maps as one picture, or gr.skip() when the page
+        already shows it (a picture is drawn and sent once per epoch)."""
+        if self.snapshot is None or self.snapshot is self.snapshot_shown:
+            return gr.skip()
+        self.snapshot_shown = snapshot = self.snapshot
+        return gr.update(value=inside_views.learning_snapshot(snapshot.first_kernels, snapshot.watched_maps,
+                                                              snapshot.watched_image),
+                         label=f"After epoch {snapshot.epoch}: an input, the first layer's filters, its last maps")
 
     def curves(self):
         if self.config.init_weights:
@@ -175,6 +190,8 @@ def build(trained_model, tab):
         with gr.Column(scale=5):
             status = gr.HTML(progress_html(0, "No run yet.", "idle"), elem_id="run-status")
             curves = gr.Plot(show_label=False, elem_id="training-curves", format="png")
+            watch = ShownImage(label="Watch it learn (after every epoch)", interactive=False, format="png",
+                               buttons=[], elem_id="watch-it-learn", elem_classes=["pixelated"])
     results = gr.Markdown(elem_id="run-results")
     with gr.Row():
         use_button = gr.Button("Use this model", visible=False, elem_id="use-model")
@@ -229,7 +246,7 @@ def build(trained_model, tab):
                 return
             hidden = {use_button: gr.update(visible=False), downloads: gr.update(visible=False, value=None),
                       confusion: gr.update(visible=False), grid: gr.update(visible=False), results: ""}
-            yield {status: progress_html(0, "Loading CIFAR-10..."), curves: None, **hidden}
+            yield {status: progress_html(0, "Loading CIFAR-10..."), curves: None, watch: None, **hidden}
             loading = TrainingData()
             for update in loading:
                 yield {status: update}
@@ -271,7 +288,7 @@ def build(trained_model, tab):
                 now = time.perf_counter()
                 if now - last_refresh >= REFRESH_SECONDS or isinstance(event, training.EpochEnded):
                     last_refresh = now
-                    yield {status: view.status(), curves: view.curves()}
+                    yield {status: view.status(), curves: view.curves(), watch: view.watched()}
         finally:
             if not ended:  # the page was closed or the request cancelled: free the server
                 run.abandon()
@@ -286,6 +303,7 @@ def build(trained_model, tab):
         return {
             status: progress_html(1, ending, "done"),
             curves: view.curves(),
+            watch: view.watched(),
             results: results_markdown(outcome, view),
             confusion: gr.update(visible=True, value=plots.confusion_matrix_figure(
                 np.asarray(report["confusion_matrix"]),
@@ -314,7 +332,7 @@ def build(trained_model, tab):
     start_button.click(
         train,
         inputs=[form.preset_name, form.start_from, *form.settings],
-        outputs=[status, curves, results, confusion, grid, downloads, use_button, candidate],
+        outputs=[status, curves, results, confusion, grid, downloads, use_button, candidate, watch],
         api_name="train",
         validator=check_run,
         preprocess=False,  # raw values: config_from_form checks each one and names it in its message

@@ -205,7 +205,7 @@ def training_events(config, data, stop, max_seconds, poll_seconds=0.5):
 
     done = object()
     try:
-        trainer = Trainer(config, callbacks=[on_event])
+        trainer = Trainer(config, callbacks=[on_event], watch=True)
     except ValueError as error:
         yield RunFailed(failure_message(error))
         return
