@@ -25,6 +25,7 @@ from cifar_demo.model import describe_layers
 from cifar_demo.ood import TARGET_FLAG_RATE
 from cifar_demo.ui import robustness_views
 from cifar_demo.ui.first_view import FirstView
+from cifar_demo.ui.internals import ShownImage, ShownPlot
 
 RECIPE_SECTION = "## How it was made"
 
@@ -122,18 +123,18 @@ def build(tab, predictor, detector, metrics, predictions):
             layers = gr.Dataframe(interactive=False, max_height=420, elem_id="layer-table",
                                   label="Architecture: the blog's nine convolutions (output shapes per image)")
         with gr.Column(scale=2):
-            per_class = gr.Plot(show_label=False, format="png", elem_id="about-per-class")
+            per_class = ShownPlot(show_label=False, format="png", elem_id="about-per-class")
     gr.Markdown("### How it was trained")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             gr.Markdown(card_section(card, RECIPE_SECTION))
         with gr.Column(scale=1):
-            gr.Image(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[],
+            ShownImage(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[],
                      alt_text="Training curves of the shipped run: training and validation loss fall and "
                               "accuracy rises step by step")
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
-    reliability = gr.Plot(show_label=False, format="png", elem_id="reliability-diagram")
+    reliability = ShownPlot(show_label=False, format="png", elem_id="reliability-diagram")
     gr.Markdown("### When it says “probably none of these”")
     ood = gr.Markdown(elem_id="ood-about")
     gr.Markdown("### How it holds up under noise, blur, light and occlusion")

@@ -9,7 +9,7 @@ from cifar_demo.artifacts import EXAMPLES_DIR
 from cifar_demo.ui import camera, explain_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
-from cifar_demo.ui.internals import DrawingCanvas, UploadedImage
+from cifar_demo.ui.internals import DrawingCanvas, ShownImage, ShownLabel, UploadedImage
 
 CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
 BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
@@ -142,7 +142,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         with gr.Column(scale=1):
             ood_notice = gr.HTML("", elem_id="ood-notice")
             label = gr.Label(num_top_classes=5, label=SHIPPED_LABEL, elem_id="shipped-label")
-            trained_label = gr.Label(num_top_classes=5, visible=False, elem_id="trained-label")
+            trained_label = ShownLabel(num_top_classes=5, visible=False, elem_id="trained-label")
             tta = gr.Checkbox(False, label=tta_label(metrics), elem_id="tta")
             with gr.Row(equal_height=False):
                 seen = gr.Image(
@@ -153,7 +153,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                     elem_classes=["pixelated"],
                     buttons=[],
                 )
-                heatmap = gr.Image(label=EXPLAIN_LABEL, interactive=False, height=272, format="png",
+                heatmap = ShownImage(label=EXPLAIN_LABEL, interactive=False, height=272, format="png",
                                    elem_id="heatmap", buttons=[])
             with gr.Row():
                 explain_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,

@@ -16,7 +16,7 @@ from cifar_demo import CLASSES, data, images, plots
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
 from cifar_demo.training import TrainConfig, augment_images
 from cifar_demo.ui.first_view import FirstView
-from cifar_demo.ui.internals import ShownGallery
+from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownPlot
 
 RECIPE = TrainConfig()      # the shipped recipe's defaults: what the preview augments with
 PREVIEW_COUNT = 16          # augmented versions shown, as a 4x4 mosaic
@@ -132,7 +132,7 @@ def build(tab, sample=None):
         f"CIFAR-10 has **{sample.train_counts.sum():,} training** and **{sample.test_counts.sum():,} test** "
         "colour images of 32x32 pixels in ten classes. The blog's first step was to look at them:"
     )
-    grid = gr.Plot(show_label=False, format="png", elem_id="data-grid")
+    grid = ShownPlot(show_label=False, format="png", elem_id="data-grid")
     with gr.Row():
         shuffle = gr.Button("Shuffle", variant="secondary", scale=0, min_width=140, elem_id="shuffle")
         shuffle_line = gr.Markdown(
@@ -156,20 +156,20 @@ def build(tab, sample=None):
     gr.Markdown(RECIPE_TEXT)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            original = gr.Image(first_original, label="Original", interactive=False, height=220, format="png",
+            original = ShownImage(first_original, label="Original", interactive=False, height=220, format="png",
                                 elem_classes=["pixelated"], buttons=[],
                                 alt_text="The chosen training image, enlarged (named in the line below)")
             preview_caption = gr.Markdown(first_caption, elem_id="preview-caption")
             new_draw = gr.Button("New draw", size="sm", elem_id="new-draw")
         with gr.Column(scale=2):
-            preview = gr.Image(first_preview, label=f"{PREVIEW_COUNT} versions as training sees them",
+            preview = ShownImage(first_preview, label=f"{PREVIEW_COUNT} versions as training sees them",
                                interactive=False, format="png", elem_classes=["pixelated"],
                                elem_id="augmentation-preview", buttons=[],
                                alt_text=f"{PREVIEW_COUNT} randomly augmented versions of the chosen training image")
 
     gr.Markdown("### Balance and normalisation")
     with gr.Row(equal_height=False):
-        balance = gr.Plot(show_label=False, format="png", elem_id="class-balance")
+        balance = ShownPlot(show_label=False, format="png", elem_id="class-balance")
         with gr.Column():
             gr.Dataframe(statistics_table(sample), interactive=False,
                          label="Per-channel statistics of the training pixels")

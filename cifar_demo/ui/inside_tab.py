@@ -27,7 +27,7 @@ from cifar_demo.predictions import file_sha256
 from cifar_demo.ui import inside_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.first_view import Deferred
-from cifar_demo.ui.internals import ShownGallery, ShownImage
+from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownLabel
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -269,7 +269,7 @@ def build(tab, predictor, trained_model, shared_input):
             grids[name] = ShownImage(label=name, interactive=False, format="png", buttons=[], show_label=False,
                                      elem_id=f"inside-{name}", elem_classes=["pixelated"])
         with gr.Row(equal_height=False):
-            label = gr.Label(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
+            label = ShownLabel(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
             logits_html = gr.HTML("", elem_id="inside-logits")
         close_line = gr.Markdown(PICK_CHANNEL, elem_id="inside-close-line")
         with gr.Row(equal_height=False):

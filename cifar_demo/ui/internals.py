@@ -125,6 +125,26 @@ class ShownGallery(gr.Gallery):
         return True
 
 
+class ShownLabel(gr.Label):
+    """gr.Label left out of the API description, as ShownImage (about 2.5 KB per label)."""
+
+    is_template = True
+
+    @property
+    def skip_api(self):
+        return True
+
+
+class ShownPlot(gr.Plot):
+    """gr.Plot left out of the API description, as ShownImage (about 1 KB per plot)."""
+
+    is_template = True
+
+    @property
+    def skip_api(self):
+        return True
+
+
 class DrawingCanvas(gr.Sketchpad):
     """gr.Sketchpad whose unreadable payloads (only possible through the API: a file that
     is not an image as the drawing) end in a message instead of a generic server error,

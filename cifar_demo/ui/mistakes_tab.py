@@ -24,7 +24,7 @@ from cifar_demo.ui import explain_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 from cifar_demo.ui.first_view import FirstView
-from cifar_demo.ui.internals import ShownGallery
+from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownLabel, ShownPlot
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -254,7 +254,7 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
                                      label="Confusion matrix (rows: true class, columns: prediction); click a cell",
                                      max_height=520, column_widths=["19%"] + ["8.1%"] * len(CLASSES))
         with gr.Column(scale=2):
-            per_class_chart = gr.Plot(show_label=False, format="png", elem_id="mistakes-per-class")
+            per_class_chart = ShownPlot(show_label=False, format="png", elem_id="mistakes-per-class")
             with gr.Accordion("Per-class table", open=False):
                 per_class = gr.Dataframe(first_per_class, interactive=False, show_label=False)
     with gr.Row():
@@ -269,19 +269,19 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
         page_line = gr.Markdown(first_line, elem_id="mistakes-page")
         next_page = gr.Button("Next →", size="sm", scale=0)
     with gr.Row(equal_height=False):
-        opened = gr.Image(label="Opened image (32x32, enlarged)", interactive=False, height=272, width=272,
+        opened = ShownImage(label="Opened image (32x32, enlarged)", interactive=False, height=272, width=272,
                           format="png", elem_classes=["pixelated"], buttons=[])
-        opened_heatmap = gr.Image(label=explain_views.EXPLAIN_LABEL, interactive=False, height=272, width=272,
+        opened_heatmap = ShownImage(label=explain_views.EXPLAIN_LABEL, interactive=False, height=272, width=272,
                                   format="png", buttons=[], elem_id="opened-heatmap")
         with gr.Column():
             opened_line = gr.Markdown(OPEN_HINT)
-            opened_label = gr.Label(num_top_classes=3, label="Top 3 probabilities", elem_id="opened-label")
+            opened_label = ShownLabel(num_top_classes=3, label="Top 3 probabilities", elem_id="opened-label")
             with gr.Row():
                 opened_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
                                            label="Explain which class? (pick the true one: why not it?)")
                 opened_opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
     with gr.Accordion("The blog's grid: 100 test predictions, wrong ones in red and marked “wrong”", open=False):
-        grid = gr.Plot(show_label=False, format="png", elem_id="mistakes-grid")
+        grid = ShownPlot(show_label=False, format="png", elem_id="mistakes-grid")
     with gr.Accordion("Compare: where your trained model and the shipped one disagree", open=False, elem_id="compare"):
         change_kind = gr.Radio(list(CHANGE_KINDS), value=next(iter(CHANGE_KINDS)), show_label=False)
         change_summary = gr.Markdown(NO_COMPARISON, elem_id="compare-summary")

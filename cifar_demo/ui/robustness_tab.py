@@ -18,6 +18,7 @@ from cifar_demo.ui import robustness_views as views
 from cifar_demo.ui.classify_tab import example_paths
 from cifar_demo.ui.explain_views import EXPLAIN_LABEL
 from cifar_demo.ui.first_view import FirstView
+from cifar_demo.ui.internals import ShownImage, ShownPlot
 
 CORRUPT = "Corruptions"
 ATTACK = "Adversarial pixels"
@@ -170,21 +171,21 @@ def build(tab, predictor, detector, trained_model, shared_input):
                                 elem_classes=["pixelated"], elem_id="robust-seen")
                 heatmap = gr.Image(label=EXPLAIN_LABEL, interactive=False, height=272, format="png", buttons=[],
                                    elem_id="robust-heatmap")
-                perturbation = gr.Image(label="The change, amplified", interactive=False, height=272,
+                perturbation = ShownImage(label="The change, amplified", interactive=False, height=272,
                                         format="png", buttons=[], visible=False, elem_classes=["pixelated"],
                                         elem_id="robust-perturbation")
             ood_notice = gr.HTML("", elem_id="robust-ood")
             label = gr.Label(num_top_classes=5, label="The model's answer (top 5)", elem_id="robust-label")
     gr.Markdown("### Accuracy vs. severity")
     shipped_summary = gr.Markdown(elem_id="robust-summary")
-    curves = gr.Plot(show_label=False, format="png", elem_id="robust-curves")
+    curves = ShownPlot(show_label=False, format="png", elem_id="robust-curves")
     with gr.Accordion("Your trained model's curves", open=False):
         gr.Markdown(f"Corrupts the first {views.SUBSET:,} official test images every way (60 versions of each) and "
                     "measures your model and the shipped one on them: a few minutes, one computation at a time on "
                     "this server.")
         compute = gr.Button("Compute my model's curves", elem_id="robust-compute")
         yours_summary = gr.Markdown(NO_MODEL, elem_id="robust-yours")
-        yours_curves = gr.Plot(show_label=False, format="png", elem_id="robust-yours-curves")
+        yours_curves = ShownPlot(show_label=False, format="png", elem_id="robust-yours-curves")
 
     center = gr.State()       # where the occlusion's square goes: (row, column), the centre when None
     attack_state = gr.State()  # the last views.Attack, reused while only epsilon moves
