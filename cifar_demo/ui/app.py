@@ -56,6 +56,7 @@ footer { display: none !important; }
 .ood-notice { padding: 8px 12px; border-radius: 8px; font-size: 0.95em; }
 .ood-notice.ood-flagged { background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; font-size: 1.05em; }
 .ood-notice.ood-ok { color: var(--body-text-color-subdued); }
+.ood-notice.ood-drawing { background: #e7f1ff; border: 2px solid #4a7fc1; color: #163d6b; }
 .ood-notice .ood-numbers { font-size: 0.85em; margin-top: 4px; }
 #train-preset > [data-testid="status-tracker"]:has(.validation-error) { position: relative !important; }
 #train-preset .validation-error { position: relative; text-align: left; margin-bottom: 8px; }
