@@ -25,7 +25,10 @@ from cifar_demo.ui.classify_tab import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 
 BLACK, GREY, WHITE, BROWN, RED, ORANGE, YELLOW, GREEN, BLUE, SKY = PALETTE
 STYLES = ("outline", "filled", "scribble")  # outline only; scribble fill + outline; scribble fill only
-SCRIBBLE_GAP = 16        # canvas pixels between the zig-zags of a scribble fill (the brush is 22)
+# Canvas pixels between the turns of a scribble fill: each side's turns are twice as far
+# apart, under the 22 px brush for a shape (colouring in), wider for a background.
+SCRIBBLE_GAP = 10
+BACKGROUND_GAP = 18
 WOBBLE = 4.0             # canvas pixels: standard deviation of the hand's tremor per vertex
 BACKGROUND_SHARE = 1 / 3
 
@@ -200,7 +203,7 @@ def _stroke(pen, points, colour, closed=False):
         pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
 
 
-def _scribble(canvas, polygon, colour, rng, box=None):
+def _scribble(canvas, polygon, colour, rng, box=None, gap=SCRIBBLE_GAP):
     """Fills `polygon` (or the band `box`) with back-and-forth brush strokes at a random
     slant, clipped to its shape, the way a person colours a shape in."""
     mask = Image.new("L", canvas.size, 0)
@@ -208,7 +211,7 @@ def _scribble(canvas, polygon, colour, rng, box=None):
     points = np.asarray(polygon if box is None else _box(*box), dtype=np.float64)
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
     slant = rng.uniform(-0.5, 0.5)
-    gap = SCRIBBLE_GAP * rng.uniform(0.8, 1.3)
+    gap = gap * rng.uniform(0.8, 1.2)
     ys = np.arange(y0 - gap, y1 + 2 * gap, gap)
     zigzag = [(x0 - gap if i % 2 == 0 else x1 + gap, y + slant * (x1 - x0) * (i % 2) + rng.normal(0, 2))
               for i, y in enumerate(ys)]
@@ -227,7 +230,8 @@ def draw(class_name, rng):
     pen = ImageDraw.Draw(canvas)
     if rng.random() < BACKGROUND_SHARE:
         for colour, top, bottom in BACKGROUNDS[template["background"]]:
-            _scribble(canvas, None, colour, rng, box=(0, top * CANVAS_SIZE, CANVAS_SIZE, bottom * CANVAS_SIZE))
+            _scribble(canvas, None, colour, rng, box=(0, top * CANVAS_SIZE, CANVAS_SIZE, bottom * CANVAS_SIZE),
+                      gap=BACKGROUND_GAP)
     style = STYLES[rng.integers(len(STYLES))]
     colours = [choices[rng.integers(len(choices))] for choices in template["colours"]]
     outline = BLACK if rng.random() < 0.6 else None  # else each part outlined in its own colour
