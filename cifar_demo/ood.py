@@ -91,6 +91,23 @@ GENERATED_SETS = ("uniform noise", "solid colours", "drawings", "blurred noise")
 GENERATED_PER_SET = 1000     # images per generated set when fitting
 
 
+DESCRIPTIONS = {
+    "max_probability": "one minus the largest class probability",
+    "energy": "the energy of the logits",
+    "knn": "the distance of the pooled features to their nearest training images'",
+    "mahalanobis": "the Mahalanobis distance of the pooled features to the nearest class mean",
+    "stage2_mahalanobis": "the Mahalanobis distance of the second stage's statistics to the nearest class mean",
+    "early_mahalanobis": "the Mahalanobis distance of the first stage's colour and texture statistics to the "
+                         "nearest class mean",
+    "gram": "how far each stage's Gram matrices stray from the training images' range",
+}
+
+
+def describe_score(name):
+    """A person's words for score `name`: its components joined by "plus"."""
+    return " plus ".join(DESCRIPTIONS[part] for part in components(name))
+
+
 def logsumexp(values):
     values = np.asarray(values, dtype=np.float64)
     peak = values.max(axis=1)
@@ -351,6 +368,8 @@ class OodDetector:
             if width != widths[key]:
                 raise ValueError(f"the statistics ({key}) are for {width} features but the model has {widths[key]}: "
                                  f"they belong to other weights (refit with {FIT_COMMAND})")
+        if "bank_features" in statistics:
+            statistics["bank_features"] = bank_features(statistics["bank_features"])
         self.predictor = predictor
         self.score_name = score_name
         self.threshold = float(threshold)
@@ -387,6 +406,8 @@ class OodDetector:
                   "record": np.array(json.dumps({**self.record, **record}))}
         keep = (*statistics_needed(self.score_name), "bank_")
         arrays.update({key: value for key, value in self.statistics.items() if key.startswith(keep)})
+        if "bank_features" in arrays:  # float16 halves the file; bank_features() restores the unit norm
+            arrays["bank_features"] = arrays["bank_features"].astype(np.float16)
         if self.drawing is not None:
             arrays.update(self.drawing.arrays())
         np.savez_compressed(path, **arrays)
@@ -558,6 +579,12 @@ def auroc(in_scores, out_scores):
     return float((positive_rank_sum - len(out_scores) * (len(out_scores) + 1) / 2) / (len(in_scores) * len(out_scores)))
 
 
+def bank_features(stored):
+    """The kNN bank as scored: the stored float16 rows back in float32, L2-normalised again
+    (float16 rounding moves their norm by up to 1e-3, which the distance formula would feel)."""
+    return normalise(np.asarray(stored, dtype=np.float32))
+
+
 def fit_statistics(predictor, images, labels, bank_size=BANK_SIZE, with_gram=True):
     """Every score's statistics from training `images` with their `labels`: class means and
     precisions at three depths, Gram bounds (`with_gram`), and the kNN bank (the first
@@ -569,7 +596,7 @@ def fit_statistics(predictor, images, labels, bank_size=BANK_SIZE, with_gram=Tru
     if with_gram:
         statistics.update(fit_gram_bounds(predictor, images))
     bank_size = min(bank_size, len(images))
-    statistics["bank_features"] = normalise(measured["features"][:bank_size]).astype(np.float16).astype(np.float32)
+    statistics["bank_features"] = bank_features(normalise(measured["features"][:bank_size]).astype(np.float16))
     return statistics
 
 

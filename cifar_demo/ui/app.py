@@ -44,7 +44,7 @@ CACHE_CLEANUP = (300, 1800)
 # own wait is an hour. Environment variable for deployments and tests.
 SESSION_GRACE_SECONDS = float(os.environ.get("CIFAR10_STUDIO_SESSION_GRACE", "300"))
 CSS = """
-.pixelated img { image-rendering: pixelated; }
+.pixelated img, #neighbours img { image-rendering: pixelated; }
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
 footer { display: none !important; }
 .run-status .run-bar { height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; }

@@ -173,7 +173,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                                             label="Explain which class? (why not cat?)", elem_id="explain-class")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
             nearest = gr.Gallery([], columns=8, format="png", height="auto", allow_preview=False, elem_id="neighbours",
-                                 elem_classes=["pixelated"], buttons=[], label=NEIGHBOURS_LABEL)
+                                 buttons=[], label=NEIGHBOURS_LABEL)
 
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.
     draw_tab.select(None, js=SELECT_BRUSH_JS)
