@@ -61,3 +61,22 @@ def test_nearest_training_images_are_the_bank_images_nearest_first_with_their_la
     assert shown[0][1] == f"{CLASSES[2]} (0.00)"  # itself first, at distance 0
     distances = [float(caption.split("(")[1].rstrip(")")) for _, caption in shown]
     assert distances == sorted(distances)
+
+
+@pytest.mark.same_on_every_backend
+def test_classify_tab_says_why_when_the_nearest_images_file_is_missing(predictor, tmp_path, monkeypatch):
+    """The app still serves: the gallery's label says what is wrong, the answer stays."""
+    import gradio as gr
+
+    from cifar_demo import ood
+    from cifar_demo.ui import classify_tab
+
+    monkeypatch.setattr(ood, "neighbours_path_for", lambda weights: tmp_path / "missing.neighbours.npz")
+    features = predictor.predict_features(np.zeros((10, 32, 32, 3), np.uint8)).features
+    detector = ood.OodDetector(predictor, "energy", 0.0, {"bank_features": features, "bank_indices": np.arange(10)})
+    with gr.Blocks() as demo:
+        classify_tab.build(predictor, gr.State(), detector)
+    [neighbours] = [block.fn for block in demo.fns.values() if block.name == "neighbours"]
+    shown = neighbours(np.zeros((32, 32, 3), np.uint8))
+    assert shown["value"] is None and "cannot be shown: no training images for the nearest neighbours" in shown["label"]
+    assert neighbours(None)["label"] == explain_views.NEIGHBOURS_LABEL
