@@ -2,7 +2,8 @@
 
 A weights file `x.weights.h5` travels with `x.config.json` (its TrainConfig: the width the
 model is built with), `x.calibration.json` (the fitted temperature) and `x.ood.npz` (the
-out-of-distribution statistics). Everything that reads or writes one asks here for its name,
+out-of-distribution statistics), with `x.neighbours.npz` (the training images those
+statistics' kNN bank holds). Everything that reads or writes one asks here for its name,
 so `shipped_files()` can list every file under weights/ the app reads (what a Space must hold).
 """
 
@@ -40,6 +41,12 @@ def ood_path_for(weights_path):
     return companion_path(weights_path, "ood", ".npz")
 
 
+def neighbours_path_for(weights_path):
+    """x.weights.h5 -> x.neighbours.npz: the training images of the OOD score's kNN bank,
+    shown as the nearest neighbours of an input."""
+    return companion_path(weights_path, "neighbours", ".npz")
+
+
 def corruptions_path_for(weights_path):
     """x.weights.h5 -> x.corruptions.json: accuracy per corruption and severity
     (`evaluate --corruptions`), which the Robustness and About tabs show."""
@@ -57,5 +64,6 @@ def shipped_files():
     them): the shipped weights with their companions, the files named above, the examples."""
     weights = SHIPPED_WEIGHTS
     return [weights, config_path_for(weights), calibration_path_for(weights), ood_path_for(weights),
-            corruptions_path_for(weights), inside_path_for(weights), SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS,
-            SHIPPED_SAMPLE, SHIPPED_MODEL_CARD, SHIPPED_CURVES, *sorted(EXAMPLES_DIR.glob("*.png"))]
+            corruptions_path_for(weights), inside_path_for(weights), neighbours_path_for(weights), SHIPPED_METRICS,
+            SHIPPED_TEST_PREDICTIONS, SHIPPED_SAMPLE, SHIPPED_MODEL_CARD, SHIPPED_CURVES,
+            *sorted(EXAMPLES_DIR.glob("*.png"))]

@@ -1,66 +1,151 @@
-""""Probably none of these": a score of how unlike CIFAR-10 an input is, and its threshold.
+""""Probably none of these", "looks like a drawing", and the training images nearest an input.
 
 A classifier spreads all its belief over its ten classes even for a face, a doodle or
 noise. This module scores each 32x32 model input from what the network computes
 (higher means less like CIFAR-10) and flags inputs above a threshold fitted on CIFAR-10
-images it never trained on. The scores compared:
+images it never trained on. The scores compared (`python -m cifar_demo.ood --fit`):
 
 - max_probability: 1 - the largest calibrated class probability (Hendrycks & Gimpel 2017);
-- energy: -T * logsumexp(logits / T), low for inputs the network responds to strongly
-  (Liu et al. 2020);
-- mahalanobis: the smallest squared Mahalanobis distance from the pooled features the
-  classifier reads to a class mean, with class means and one shared covariance from the
-  training images (Lee et al. 2018);
-- early_mahalanobis: the same for the first stage's per-channel activation means and
-  standard deviations, i.e. colour and texture statistics;
-- combined_mahalanobis: the sum of those two distances, each standardised on held-out
-  CIFAR-10 images. Deep features alone miss inputs the classifier maps near a class
-  (drawings: black strokes on white look like a blurry airplane or ship to it); early
-  statistics alone miss natural-looking textures that are no object. Measured
-  (`python -m cifar_demo.ood --fit`), the sum separates every generated set best.
+- energy: -T * logsumexp(logits / T) (Liu et al. 2020);
+- knn: the distance from the L2-normalised pooled features to their k-th nearest
+  neighbour among a bank of training images' (Sun et al. 2022); with a bank of B of the
+  50,000 training images, k = 50 * B / 50,000 (the paper's k for the full set, scaled by
+  the sampling ratio as it does);
+- mahalanobis, stage2_mahalanobis, early_mahalanobis: the smallest squared Mahalanobis
+  distance to a class mean (shared covariance; Lee et al. 2018) of the pooled features,
+  of the second stage's and of the first stage's per-channel means and standard
+  deviations (colour and texture statistics): the network at three depths;
+- gram: Gram-matrix deviations (Sastry & Oore 2020): each stage's Gram matrices of
+  orders 1 and 2 against their smallest and largest values on training images of the
+  predicted class, each layer's deviation divided by its mean on held-out images;
+- combinations: the sum of their components, each standardised on held-out images.
 
-CLI: `python -m cifar_demo.ood --fit` computes all of them on the run's held-out training
-images, the official test set and generated inputs (noise, solid colours, drawings,
-blurred noise), prints each score's AUROC and flag rates, and writes the statistics,
-the best score and its threshold beside the weights (weights/cifar10_cnn.ood.npz);
-`OodDetector.load` reads them.
+The chosen score's threshold flags TARGET_FLAG_RATE of held-out training images.
+
+Drawings are unlike photos too, but they are no reason to give up: a logistic regression
+on the first stage's colour and texture statistics, fitted on generated stroke drawings
+(devsets/drawings.py) against CIFAR-10 images and generated noise, says "looks like a
+drawing", and `assess` then reports that instead of "none of these".
+
+`nearest` finds the training images of the bank closest to an input in the kNN score's
+feature space: the evidence by example shown beside each answer; their pixels and labels
+ship in a file of their own (TrainingBank) beside the weights.
 """
 
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from cifar_demo import CLASSES
-from cifar_demo.artifacts import SHIPPED_WEIGHTS, config_path_for, ood_path_for
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, config_path_for, neighbours_path_for, ood_path_for
 from cifar_demo.data import load_cifar10, split_training_set
 from cifar_demo.images import resize_for_model
 from cifar_demo.metrics import softmax
-from cifar_demo.model import EARLY_LAYER, FEATURES_LAYER
+from cifar_demo.model import EARLY_LAYER, EXPLAIN_LAYER, FEATURES_LAYER, LOGITS_LAYER
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import TrainConfig
 
 NUM_CLASSES = len(CLASSES)
-SCORES = ("max_probability", "energy", "mahalanobis", "early_mahalanobis", "combined_mahalanobis")
+STAGE2_LAYER = "stage2_conv3_relu"
+GRAM_LAYERS = (EARLY_LAYER, STAGE2_LAYER, EXPLAIN_LAYER)  # each stage's last activations
+GRAM_ORDERS = (1, 2)
+SINGLE_SCORES = ("max_probability", "energy", "knn", "mahalanobis", "stage2_mahalanobis", "early_mahalanobis",
+                 "gram")
+COMBINED_SCORES = {
+    "combined_mahalanobis": ("mahalanobis", "early_mahalanobis"),
+    "all_mahalanobis": ("mahalanobis", "stage2_mahalanobis", "early_mahalanobis"),
+    "knn+early_mahalanobis": ("knn", "early_mahalanobis"),
+    "knn+stage2_mahalanobis": ("knn", "stage2_mahalanobis"),
+    "knn+gram": ("knn", "gram"),
+    "knn+energy": ("knn", "energy"),
+}
+SCORES = SINGLE_SCORES + tuple(COMBINED_SCORES)
+NEEDS = {"max_probability": "logits", "energy": "logits", "knn": "features", "mahalanobis": "features",
+         "stage2_mahalanobis": "stage2", "early_mahalanobis": "early", "gram": "gram"}
+FIT_COMMAND = "python -m cifar_demo.ood --fit"
 TARGET_FLAG_RATE = 0.05      # share of held-out CIFAR-10 images the threshold flags
+# Training images whose features the kNN score compares with, and whose pixels the app
+# shows as nearest neighbours (a random tenth of the training set). Measured with the
+# shipped weights (knn + early Mahalanobis; README, "Out of distribution"): banks of
+# 1,000 / 2,000 / 5,000 / 10,000 flag 79.8 / 79.8 / 80.7 / 81.6% of the foreign photos at
+# 5% of held-out images, AUROC in-class vs foreign 0.990 / 0.994 / 1.000 / 1.000; 5,000 is
+# the smallest within a point of 10,000, and its images are 14 MB compressed (10,000: 28).
+BANK_SIZE = 5000
+KNN_K_FULL = 50              # Sun et al.'s k for all 50,000 CIFAR-10 training images
+STATISTICS_IMAGES = 10_000   # training images the class means, covariances and Gram bounds come from
+NEIGHBOURS = 8               # training images shown beside an answer
 CANVAS_SIDE = 320            # pixels: the app's drawing canvas
 STROKE_WIDTHS = (14, 30)     # pixels on that canvas: around the app's 22 px brush
 # Ridge added to the shared covariance, as a share of its mean variance: dead ReLU
 # channels (tiny models) make it singular; at this size the shipped model's distances
 # change by well under 1%.
 COVARIANCE_RIDGE = 1e-4
+# Ridge of the drawing detector's logistic regression (on standardised statistics).
+DRAWING_RIDGE = 1.0
 GENERATED_SETS = ("uniform noise", "solid colours", "drawings", "blurred noise")
 GENERATED_PER_SET = 1000     # images per generated set when fitting
+
+
+DESCRIPTIONS = {
+    "max_probability": "one minus the largest class probability",
+    "energy": "the energy of the logits",
+    "knn": "the distance of the pooled features to their nearest training images'",
+    "mahalanobis": "the Mahalanobis distance of the pooled features to the nearest class mean",
+    "stage2_mahalanobis": "the Mahalanobis distance of the second stage's statistics to the nearest class mean",
+    "early_mahalanobis": "the Mahalanobis distance of the first stage's colour and texture statistics to the "
+                         "nearest class mean",
+    "gram": "how far each stage's Gram matrices stray from the training images' range",
+}
+
+
+def describe_score(name):
+    """A person's words for score `name`: its components joined by "plus"."""
+    return " plus ".join(DESCRIPTIONS[part] for part in components(name))
 
 
 def logsumexp(values):
     values = np.asarray(values, dtype=np.float64)
     peak = values.max(axis=1)
     return peak + np.log(np.exp(values - peak[:, None]).sum(axis=1))
+
+
+def knn_k(bank_size):
+    """The k of the kNN score for a bank of `bank_size` training images."""
+    return max(1, round(KNN_K_FULL * bank_size / 50_000))
+
+
+def normalise(features):
+    """Rows scaled to unit L2 norm (an all-zero row stays zero)."""
+    features = np.asarray(features, dtype=np.float32)
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def nearest_in_bank(features, bank, count):
+    """(indices (N, count), distances (N, count)): for each row of `features`, the `count`
+    rows of `bank` (both L2-normalised) nearest in Euclidean distance, nearest first."""
+    features, bank = np.asarray(features, np.float32), np.asarray(bank, np.float32)
+    if not 1 <= count <= len(bank):
+        raise ValueError(f"count must be between 1 and the bank's {len(bank)} images, got {count}")
+    indices, distances = [], []
+    for start in range(0, len(features), 1024):
+        squared = np.maximum(2.0 - 2.0 * features[start : start + 1024] @ bank.T, 0.0)  # |a - b|^2 of unit rows
+        part = np.argpartition(squared, count - 1, axis=1)[:, :count]
+        order = np.take_along_axis(squared, part, axis=1).argsort(axis=1, kind="stable")
+        chosen = np.take_along_axis(part, order, axis=1)
+        indices.append(chosen)
+        distances.append(np.sqrt(np.take_along_axis(squared, chosen, axis=1)))
+    return np.concatenate(indices), np.concatenate(distances)
+
+
+def knn_distance(features, bank, k):
+    """The distance from each L2-normalised row of `features` to its k-th nearest row of the
+    L2-normalised `bank` (Sun et al. 2022)."""
+    return nearest_in_bank(features, bank, k)[1][:, -1]
 
 
 def fit_feature_statistics(features, labels, num_classes=NUM_CLASSES):
@@ -90,121 +175,339 @@ def mahalanobis_distance(features, means, precision):
     return np.min(distances, axis=0)
 
 
-@dataclass
-class FeatureStatistics:
-    """The two feature spaces' class means and precision matrices, and each distance's
-    mean and standard deviation on held-out CIFAR-10 images (to add them on one scale)."""
-
-    means: np.ndarray              # (10, C) of the pooled features
-    precision: np.ndarray          # (C, C)
-    early_means: np.ndarray        # (10, E) of the early statistics
-    early_precision: np.ndarray    # (E, E)
-    scales: np.ndarray             # (4,): mean, std of the pooled distance; same of the early one
-
-    @classmethod
-    def fit(cls, train_outputs, train_labels, held_out_outputs):
-        """From Predictor.predict_features of the training images (with their labels) and
-        of held-out images."""
-        means, precision = fit_feature_statistics(train_outputs.features, train_labels)
-        early_means, early_precision = fit_feature_statistics(train_outputs.early_statistics, train_labels)
-        pooled = mahalanobis_distance(held_out_outputs.features, means, precision)
-        early = mahalanobis_distance(held_out_outputs.early_statistics, early_means, early_precision)
-        scales = np.array([pooled.mean(), max(pooled.std(), 1e-12), early.mean(), max(early.std(), 1e-12)])
-        return cls(means, precision, early_means, early_precision, scales.astype(np.float64))
-
-    def arrays(self):
-        return {name: np.asarray(getattr(self, name)) for name in self.__dataclass_fields__}
+def gram_values(activations, order):
+    """Sastry & Oore's Gram matrix of order p of each image's activations (N, H, W, C):
+    ((F^p)^T F^p / HW)^(1/p) over positions, its upper triangle as (N, C(C+1)/2)."""
+    activations = np.asarray(activations, dtype=np.float32)
+    count, height, width, channels = activations.shape
+    powered = activations.reshape(count, height * width, channels) ** order
+    gram = np.matmul(powered.transpose(0, 2, 1), powered) / (height * width)
+    rows, columns = np.triu_indices(channels)
+    return np.abs(gram[:, rows, columns]) ** (1.0 / order)
 
 
-def compute_scores(name, outputs, temperature=1.0, statistics=None):
-    """One score (see SCORES) for each image of Predictor.predict_features' `outputs`;
-    higher means less like CIFAR-10. The Mahalanobis scores need FeatureStatistics."""
+def gram_deviation(values, low, high):
+    """Each row's summed deviation from [low, high] (its predicted class's bounds, same
+    shape), relative to the bound it crosses (Sastry & Oore 2020)."""
+    below = np.where(values < low, (low - values) / (np.abs(low) + 1e-6), 0.0)
+    above = np.where(values > high, (values - high) / (np.abs(high) + 1e-6), 0.0)
+    return (below + above).sum(axis=1)
+
+
+def _gram_keys():
+    return [(layer, order) for layer in GRAM_LAYERS for order in GRAM_ORDERS]
+
+
+def measure(predictor, images, needs, statistics=None):
+    """What the scores in `needs` (values of NEEDS) read of uint8 images (N, 32, 32, 3):
+    {"logits", "features", "early"} from one pass of predict_features, "stage2" (the second
+    stage's per-channel means and standard deviations) and "gram" (the deviations per
+    layer and order, which need the fitted bounds in `statistics`) from more passes."""
+    needs = set(needs)
+    measured = {}
+    if needs & {"logits", "features", "early"}:
+        outputs = predictor.predict_features(images)
+        measured.update(logits=outputs.logits, features=outputs.features, early=outputs.early_statistics)
+    if "stage2" in needs:
+        def channel_statistics(layers):
+            activations = layers[STAGE2_LAYER]
+            return {"stage2": np.concatenate([activations.mean(axis=(1, 2)), activations.std(axis=(1, 2))], axis=1)}
+
+        measured.update(predictor.predict_reduced(images, (STAGE2_LAYER,), channel_statistics))
+    if "gram" in needs:
+        if statistics is None or "gram_low" not in statistics:
+            raise ValueError("the gram score needs the Gram bounds of training images (python -m cifar_demo.ood --fit)")
+
+        def deviations(layers):
+            predicted = layers[LOGITS_LAYER].argmax(axis=1)
+            columns = []
+            for index, (layer, order) in enumerate(_gram_keys()):
+                values = gram_values(layers[layer], order)
+                low = statistics["gram_low"][index][predicted, : values.shape[1]]
+                high = statistics["gram_high"][index][predicted, : values.shape[1]]
+                columns.append(gram_deviation(values, low, high))
+            return {"gram": np.stack(columns, axis=1)}
+
+        measured.update(predictor.predict_reduced(images, (*GRAM_LAYERS, LOGITS_LAYER), deviations))
+    return measured
+
+
+def fit_gram_bounds(predictor, images):
+    """{"gram_low", "gram_high"}: (layers * orders, 10, D) smallest and largest Gram values
+    per predicted class over `images` (a class never predicted keeps empty bounds, +inf and
+    -inf, which flag every value), D the largest layer's triangle, shorter layers padded."""
+    keys = _gram_keys()
+    width = max(c * (c + 1) // 2 for c in (predictor.model.get_layer(layer).output.shape[-1] for layer in GRAM_LAYERS))
+
+    def bounds(layers):
+        predicted = layers[LOGITS_LAYER].argmax(axis=1)
+        low = np.full((1, len(keys), NUM_CLASSES, width), np.inf, np.float32)
+        high = np.full((1, len(keys), NUM_CLASSES, width), -np.inf, np.float32)
+        for index, (layer, order) in enumerate(keys):
+            values = gram_values(layers[layer], order)
+            for label in np.unique(predicted):
+                chosen = values[predicted == label]
+                low[0, index, label, : values.shape[1]] = chosen.min(axis=0)
+                high[0, index, label, : values.shape[1]] = chosen.max(axis=0)
+        return {"low": low, "high": high}
+
+    found = predictor.predict_reduced(images, (*GRAM_LAYERS, LOGITS_LAYER), bounds)
+    return {"gram_low": found["low"].min(axis=0), "gram_high": found["high"].max(axis=0)}
+
+
+def raw_score(name, measured, statistics, temperature=1.0):
+    """One of SINGLE_SCORES for each image of `measured` (see measure); higher means less
+    like CIFAR-10."""
+    if name == "max_probability":
+        return 1.0 - softmax(np.asarray(measured["logits"]) / temperature).max(axis=1)
+    if name == "energy":
+        return -temperature * logsumexp(np.asarray(measured["logits"]) / temperature)
+    if statistics is None:
+        raise ValueError(f"the {name} score needs statistics fitted on training images ({FIT_COMMAND})")
+    if name == "knn":
+        bank = statistics["bank_features"]
+        return knn_distance(normalise(measured["features"]), bank, knn_k(len(bank)))
+    if name == "gram":
+        return (measured["gram"] / statistics["gram_scale"]).sum(axis=1)
+    prefix = {"mahalanobis": "pooled", "stage2_mahalanobis": "stage2", "early_mahalanobis": "early"}[name]
+    values = measured[NEEDS[name]]
+    return mahalanobis_distance(values, statistics[f"{prefix}_means"], statistics[f"{prefix}_precision"])
+
+
+def components(name):
+    """The single scores a score sums (itself when it is one)."""
     if name not in SCORES:
         raise ValueError(f"unknown score {name!r}; the scores are: {', '.join(SCORES)}")
-    if name == "max_probability":
-        return (1.0 - softmax(np.asarray(outputs.logits) / temperature).max(axis=1)).astype(np.float32)
-    if name == "energy":
-        return (-temperature * logsumexp(np.asarray(outputs.logits) / temperature)).astype(np.float32)
+    return COMBINED_SCORES.get(name, (name,))
+
+
+def compute_scores(name, measured, statistics=None, temperature=1.0):
+    """Score `name` (see SCORES) of every image of `measured` as float32 (N,); a
+    combination sums its components, each standardised by its held-out mean and standard
+    deviation (statistics["scale_<component>"])."""
+    parts = components(name)
+    if len(parts) == 1:
+        return np.asarray(raw_score(name, measured, statistics, temperature), dtype=np.float32)
     if statistics is None:
-        raise ValueError(f"the {name} score needs feature statistics (class means and precision matrices)")
-    if name == "mahalanobis":
-        return mahalanobis_distance(outputs.features, statistics.means, statistics.precision).astype(np.float32)
-    early = mahalanobis_distance(outputs.early_statistics, statistics.early_means, statistics.early_precision)
-    if name == "early_mahalanobis":
-        return early.astype(np.float32)
-    pooled = mahalanobis_distance(outputs.features, statistics.means, statistics.precision)
-    pooled_mean, pooled_std, early_mean, early_std = statistics.scales
-    return ((pooled - pooled_mean) / pooled_std + (early - early_mean) / early_std).astype(np.float32)
+        raise ValueError(f"the {name} score needs statistics fitted on training images ({FIT_COMMAND})")
+    total = 0.0
+    for part in parts:
+        mean, std = statistics[f"scale_{part}"]
+        total = total + (raw_score(part, measured, statistics, temperature) - mean) / std
+    return np.asarray(total, dtype=np.float32)
+
+
+def statistics_needed(name):
+    """The prefixes of the statistics arrays score `name` reads."""
+    prefixes = {"knn": ["bank_features"], "mahalanobis": ["pooled_"], "stage2_mahalanobis": ["stage2_"],
+                "early_mahalanobis": ["early_"], "gram": ["gram_"]}
+    parts = components(name)
+    needed = [prefix for part in parts for prefix in prefixes.get(part, [])]
+    return needed + ([f"scale_{part}" for part in parts] if len(parts) > 1 else [])
+
+
+class DrawingDetector:
+    """Logistic regression on the standardised first-stage statistics: the probability that
+    an input is a drawing rather than a photo."""
+
+    def __init__(self, mean, scale, weights, bias):
+        self.mean, self.scale = np.asarray(mean, np.float64), np.asarray(scale, np.float64)
+        self.weights, self.bias = np.asarray(weights, np.float64), float(bias)
+
+    @classmethod
+    def fit(cls, drawings, photos, ridge=DRAWING_RIDGE, steps=50):
+        """From early statistics (N, E) of drawings and of photos (and other non-drawings):
+        Newton's method on the L2-regularised log-loss, the two sides weighted equally."""
+        features = np.concatenate([drawings, photos]).astype(np.float64)
+        targets = np.concatenate([np.ones(len(drawings)), np.zeros(len(photos))])
+        sample_weight = np.where(targets == 1, 0.5 / len(drawings), 0.5 / len(photos))
+        mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), 1e-6)
+        design = np.concatenate([(features - mean) / scale, np.ones((len(features), 1))], axis=1)
+        theta = np.zeros(design.shape[1])
+        penalty = np.full(design.shape[1], ridge / len(features))
+        penalty[-1] = 0.0
+        for _ in range(steps):
+            probability = 1 / (1 + np.exp(-np.clip(design @ theta, -50, 50)))
+            gradient = design.T @ (sample_weight * (probability - targets)) + penalty * theta
+            hessian = (design * (sample_weight * probability * (1 - probability))[:, None]).T @ design
+            step = np.linalg.solve(hessian + np.diag(penalty) + 1e-9 * np.eye(len(theta)), gradient)
+            theta -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return cls(mean, scale, theta[:-1], theta[-1])
+
+    def probability(self, early_statistics):
+        logits = ((np.asarray(early_statistics, np.float64) - self.mean) / self.scale) @ self.weights + self.bias
+        return (1 / (1 + np.exp(-np.clip(logits, -50, 50)))).astype(np.float32)
+
+    def arrays(self):
+        return {"drawing_mean": self.mean, "drawing_scale": self.scale, "drawing_weights": self.weights,
+                "drawing_bias": np.array(self.bias)}
 
 
 class OodDetector:
     """Scores 32x32 model inputs with the predictor's own network and flags those above a
-    threshold. The statistics belong to the weights they were fitted with."""
+    threshold; says whether an input looks like a drawing; finds its nearest training
+    images. The statistics belong to the weights they were fitted with."""
 
-    def __init__(self, predictor, score_name, threshold, statistics=None, record=None):
-        if score_name not in SCORES:
-            raise ValueError(f"unknown score {score_name!r}; the scores are: {', '.join(SCORES)}")
-        if "mahalanobis" in score_name and statistics is None:
-            raise ValueError(f"the {score_name} score needs feature statistics (class means and precision matrices)")
-        if statistics is not None:
-            widths = (predictor.model.get_layer(FEATURES_LAYER).output.shape[-1],
-                      2 * predictor.model.get_layer(EARLY_LAYER).output.shape[-1])
-            fitted = (statistics.means.shape[1], statistics.early_means.shape[1])
-            if fitted != widths:
-                raise ValueError(
-                    f"the statistics are for {fitted[0]} pooled and {fitted[1]} early features but the model has "
-                    f"{widths[0]} and {widths[1]}: they belong to other weights "
-                    "(refit with python -m cifar_demo.ood --fit)"
-                )
+    def __init__(self, predictor, score_name, threshold, statistics=None, record=None, drawing=None):
+        needed = statistics_needed(score_name)  # ValueError for an unknown score
+        statistics = dict(statistics or {})
+        missing = [prefix for prefix in needed if not any(key.startswith(prefix) for key in statistics)]
+        if missing:
+            raise ValueError(f"the {score_name} score needs statistics fitted on training images ({', '.join(missing)} "
+                             "missing; python -m cifar_demo.ood --fit writes them)")
+        pooled = predictor.model.get_layer(FEATURES_LAYER).output.shape[-1]
+        early = 2 * predictor.model.get_layer(EARLY_LAYER).output.shape[-1]
+        widths = {"pooled_means": pooled, "bank_features": pooled, "early_means": early,
+                  "stage2_means": 2 * predictor.model.get_layer(STAGE2_LAYER).output.shape[-1]}
+        fitted = {key: np.shape(statistics[key])[-1] for key in widths if key in statistics}
+        if drawing is not None:
+            widths["drawing_mean"], fitted["drawing_mean"] = early, len(drawing.mean)
+        for key, width in fitted.items():
+            if width != widths[key]:
+                raise ValueError(f"the statistics ({key}) are for {width} features but the model has {widths[key]}: "
+                                 f"they belong to other weights (refit with {FIT_COMMAND})")
+        if "bank_features" in statistics:
+            statistics["bank_features"] = bank_features(statistics["bank_features"])
         self.predictor = predictor
         self.score_name = score_name
         self.threshold = float(threshold)
         self.statistics = statistics
+        self.drawing = drawing
         self.record = dict(record or {})  # what the fit measured (flag rates, AUROCs), for people
 
     @classmethod
     def load(cls, predictor, path=None):
-        """Reads score, threshold and statistics (the shipped weights' when `path` is None)."""
+        """Reads score, threshold, statistics and drawing detector (the shipped weights' when
+        `path` is None)."""
         path = Path(path) if path is not None else ood_path_for(SHIPPED_WEIGHTS)
         if not path.is_file():
             raise ValueError(f"no out-of-distribution statistics at {path} "
                              "(python -m cifar_demo.ood --fit writes them)")
         try:
             with np.load(path) as archive:
-                statistics = None
-                if "means" in archive:
-                    statistics = FeatureStatistics(*(archive[name] for name in FeatureStatistics.__dataclass_fields__))
                 record = json.loads(str(archive["record"])) if "record" in archive else {}
-                return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics, record)
-        except (OSError, KeyError, ValueError) as error:
+                drawing = None
+                if "drawing_weights" in archive:
+                    drawing = DrawingDetector(archive["drawing_mean"], archive["drawing_scale"],
+                                              archive["drawing_weights"], float(archive["drawing_bias"]))
+                statistics = {key: archive[key] for key in archive.files
+                              if key not in ("score_name", "threshold", "record") and not key.startswith("drawing_")}
+                return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics, record,
+                           drawing)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not an out-of-distribution statistics file: {error}") from None
 
     def save(self, path, **record):
-        """Writes score name, threshold and statistics, plus any `record` values (the measured
-        rates) as JSON for people reading the file."""
+        """Writes score name, threshold, the statistics the score and `nearest` need and the
+        drawing detector, plus any `record` values (the measured rates) as JSON for people."""
         arrays = {"score_name": np.array(self.score_name), "threshold": np.array(self.threshold, dtype=np.float64),
                   "record": np.array(json.dumps({**self.record, **record}))}
-        if self.statistics is not None:
-            arrays.update(self.statistics.arrays())
+        keep = (*statistics_needed(self.score_name), "bank_")
+        arrays.update({key: value for key, value in self.statistics.items() if key.startswith(keep)})
+        if "bank_features" in arrays:  # float16 halves the file; bank_features() restores the unit norm
+            arrays["bank_features"] = arrays["bank_features"].astype(np.float16)
+        if self.drawing is not None:
+            arrays.update(self.drawing.arrays())
         np.savez_compressed(path, **arrays)
+
+    def _needs(self):
+        needs = {NEEDS[part] for part in components(self.score_name)}
+        return needs | ({"early"} if self.drawing is not None else set())
 
     def score(self, pixels):
         """uint8 (N, 32, 32, 3) -> float32 (N,) scores; higher means less like CIFAR-10."""
-        return compute_scores(self.score_name, self.predictor.predict_features(pixels), self.predictor.temperature,
-                              self.statistics)
+        measured = measure(self.predictor, pixels, self._needs(), self.statistics)
+        return compute_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
 
     def is_out_of_distribution(self, pixels):
         """uint8 (N, 32, 32, 3) -> bool (N,): True where the score exceeds the threshold."""
         return self.score(pixels) > self.threshold
 
+    def verdicts(self, pixels):
+        """uint8 (N, 32, 32, 3) -> (scores, drawing probabilities (NaN without a drawing
+        detector), out_of_distribution, looks_like_drawing): a drawing, flagged or not,
+        gets the drawing notice rather than "none of these"."""
+        measured = measure(self.predictor, pixels, self._needs(), self.statistics)
+        scores = compute_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
+        if self.drawing is None:
+            drawing = np.full(len(scores), np.nan, np.float32)
+        else:
+            drawing = self.drawing.probability(measured["early"])
+        looks_like_drawing = drawing > 0.5
+        return scores, drawing, (scores > self.threshold) & ~looks_like_drawing, looks_like_drawing
+
     def assess(self, pixels):
-        """One uint8 (32, 32, 3) model input -> what the UI shows: the score, the threshold
-        and the verdict."""
+        """One uint8 (32, 32, 3) model input -> what the UI shows: the score, the threshold,
+        the verdict ("none of these"), and whether it looks like a drawing (with its probability)."""
         pixels = np.asarray(pixels)
         if pixels.shape != (32, 32, 3):
             raise ValueError(f"assess takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
-        score = float(self.score(pixels[None])[0])
-        return {"score": score, "threshold": self.threshold, "out_of_distribution": score > self.threshold}
+        scores, drawing, flagged, looks_like_drawing = self.verdicts(pixels[None])
+        return {"score": float(scores[0]), "threshold": self.threshold, "out_of_distribution": bool(flagged[0]),
+                "looks_like_drawing": bool(looks_like_drawing[0]), "drawing_probability": float(drawing[0])}
+
+    def nearest(self, pixels, count=NEIGHBOURS):
+        """One uint8 (32, 32, 3) model input -> (bank positions (count,), distances (count,)):
+        the training images of the bank nearest to it in the kNN score's space (Euclidean
+        distance of L2-normalised pooled features), nearest first."""
+        pixels = np.asarray(pixels)
+        if pixels.shape != (32, 32, 3):
+            raise ValueError(f"nearest takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        if "bank_features" not in self.statistics:
+            raise ValueError("these out-of-distribution statistics hold no bank of training features "
+                             "(python -m cifar_demo.ood --fit writes one)")
+        features = normalise(self.predictor.predict_features(pixels[None]).features)
+        indices, distances = nearest_in_bank(features, self.statistics["bank_features"], count)
+        return indices[0], distances[0]
+
+
+class TrainingBank:
+    """The training images of the kNN bank, with labels and their indices in CIFAR-10's
+    training set: what the app shows as nearest neighbours (`python -m cifar_demo.ood --fit`
+    writes them beside the weights; they must match the detector's bank)."""
+
+    def __init__(self, images, labels, indices):
+        self.images, self.labels, self.indices = np.asarray(images), np.asarray(labels), np.asarray(indices)
+        if self.images.dtype != np.uint8 or self.images.shape[1:] != (32, 32, 3) or not (
+                len(self.images) == len(self.labels) == len(self.indices)):
+            raise ValueError(f"a training bank is uint8 images (N, 32, 32, 3) with N labels and indices, got "
+                             f"{self.images.dtype} {self.images.shape}, {self.labels.shape}, {self.indices.shape}")
+        if len(self.labels) and not (0 <= self.labels.min() and self.labels.max() < NUM_CLASSES):
+            raise ValueError(f"training bank labels must lie in 0..{NUM_CLASSES - 1}")
+
+    @classmethod
+    def load(cls, path=None, detector=None):
+        """Reads the bank (the shipped one when `path` is None); with `detector`, checks it
+        is the bank the detector's features were computed on."""
+        path = Path(path) if path is not None else neighbours_path_for(SHIPPED_WEIGHTS)
+        if not path.is_file():
+            raise ValueError(f"no training images for the nearest neighbours at {path} "
+                             "(python -m cifar_demo.ood --fit writes them)")
+        try:
+            with np.load(path) as archive:
+                bank = cls(archive["images"], archive["labels"], archive["indices"])
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a file of nearest-neighbour training images: {error}") from None
+        if detector is not None and not np.array_equal(detector.statistics.get("bank_indices"), bank.indices):
+            raise ValueError(f"{path} holds other training images than the detector's bank "
+                             "(refit with python -m cifar_demo.ood --fit)")
+        return bank
+
+    def save_if_changed(self, path):
+        """Writes the bank unless `path` holds the same one already: refitting after a
+        retrain, with the same seed, then leaves the 14 MB file (and the repository) alone."""
+        path = Path(path)
+        try:
+            same = TrainingBank.load(path) if path.is_file() else None
+        except ValueError:  # unreadable: written anew
+            same = None
+        if same is not None and all(np.array_equal(getattr(same, key), getattr(self, key))
+                                    for key in ("images", "labels", "indices")):
+            return False
+        np.savez_compressed(path, images=self.images, labels=self.labels, indices=self.indices)
+        return True
 
 
 def uniform_noise(count, seed=0):
@@ -220,7 +523,8 @@ def solid_colours(count, seed=0):
 
 def drawings(count, seed=0):
     """Black strokes on a white CANVAS_SIDE canvas (lines, circles, scribbles), shrunk the
-    way the app shrinks its drawing canvas: what a person sketching on it sends."""
+    way the app shrinks its drawing canvas: abstract doodles (devsets/drawings.py makes
+    drawings of the ten classes)."""
     rng = np.random.default_rng([seed, 3])
     images = np.empty((count, 32, 32, 3), dtype=np.uint8)
     for index in range(count):
@@ -275,84 +579,180 @@ def auroc(in_scores, out_scores):
     return float((positive_rank_sum - len(out_scores) * (len(out_scores) + 1) / 2) / (len(in_scores) * len(out_scores)))
 
 
-def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, log=print):
-    """Fits the feature statistics on the run's training images, scores everything with
-    every score, picks the score with the best worst-case AUROC against the generated sets
-    on the held-out images, and sets its threshold so that TARGET_FLAG_RATE of those
-    held-out images are flagged. Returns (detector, table) where table[score] holds the
-    AUROCs against the test set and the flag rates on every set."""
+def bank_features(stored):
+    """The kNN bank as scored: the stored float16 rows back in float32, L2-normalised again
+    (float16 rounding moves their norm by up to 1e-3, which the distance formula would feel)."""
+    return normalise(np.asarray(stored, dtype=np.float32))
+
+
+def fit_statistics(predictor, images, labels, bank_size=BANK_SIZE, with_gram=True):
+    """Every score's statistics from training `images` with their `labels`: class means and
+    precisions at three depths, Gram bounds (`with_gram`), and the kNN bank (the first
+    `bank_size` images' normalised pooled features, float16 as shipped)."""
+    measured = measure(predictor, images, {"logits", "features", "early", "stage2"})
+    statistics = {}
+    for prefix, key in (("pooled", "features"), ("stage2", "stage2"), ("early", "early")):
+        statistics[f"{prefix}_means"], statistics[f"{prefix}_precision"] = fit_feature_statistics(measured[key], labels)
+    if with_gram:
+        statistics.update(fit_gram_bounds(predictor, images))
+    bank_size = min(bank_size, len(images))
+    statistics["bank_features"] = bank_features(normalise(measured["features"][:bank_size]).astype(np.float16))
+    return statistics
+
+
+def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None, select_on=(), drawing_sets=None,
+        statistics_images=STATISTICS_IMAGES, bank_size=BANK_SIZE, test_images=None, scores=SCORES, log=print):
+    """Fits every score's statistics on the run's training images (a random
+    `statistics_images` of them, the kNN bank a random `bank_size` of those), scores the
+    held-out images, the official test set (its first `test_images`, all when None), the
+    generated sets and `dev_sets` ({name: images}) with each of `scores`, and picks the one
+    whose worst AUROC between the test set and a set named in `select_on` is best (without
+    any: between the held-out images and each generated set); its threshold flags
+    TARGET_FLAG_RATE of the held-out images. The Gram scores cost ten times the others
+    (Gram matrices of every stage of every image on the CPU). `drawing_sets`, (drawings to
+    fit the drawing detector on, drawings to check it on), fit the drawing detector.
+    Returns (detector, table, bank): table[score] holds the threshold, AUROCs and flag
+    rates, table["drawing detector"] the share of each set it calls a drawing."""
+    scores = list(scores)
+    for name in scores:
+        components(name)  # ValueError for an unknown score
     train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
     if len(val_indices) == 0:
         raise ValueError("the run held out no training images to fit the threshold on")
-    log(f"features of {len(train_indices):,} training images ...")
-    train_outputs = predictor.predict_features(data.x_train[train_indices])
-    inputs = {"held-out": data.x_train[val_indices], "CIFAR-10 test": data.x_test, **generated_sets(count, seed)}
-    outputs = {}
+    chosen = np.sort(np.random.default_rng([seed, 5]).permutation(train_indices)[:statistics_images])
+    bank_order = np.random.default_rng([seed, 6]).permutation(len(chosen))  # the bank: a random part of them
+    chosen = chosen[bank_order]
+    log(f"statistics of {len(chosen):,} training images (the first {min(bank_size, len(chosen)):,} the kNN bank) ...")
+    with_gram = any("gram" in components(name) for name in scores)
+    statistics = fit_statistics(predictor, data.x_train[chosen], data.y_train[chosen], bank_size, with_gram)
+    bank_indices = chosen[: len(statistics["bank_features"])]
+    statistics["bank_indices"] = bank_indices
+    bank = TrainingBank(data.x_train[bank_indices], data.y_train[bank_indices].astype(np.uint8), bank_indices)
+    test = data.x_test if test_images is None else data.x_test[:test_images]
+    inputs = {"held-out": data.x_train[val_indices], "CIFAR-10 test": test, **generated_sets(count, seed),
+              **(dev_sets or {})}
+    needs = {NEEDS[part] for name in scores for part in components(name)} | {"early", "logits", "features"}
+    measured = {}
     for name, images in inputs.items():
         log(f"scoring {name} ({len(images):,} images) ...")
-        outputs[name] = predictor.predict_features(images)
-    statistics = FeatureStatistics.fit(train_outputs, data.y_train[train_indices], outputs["held-out"])
+        measured[name] = measure(predictor, images, needs, statistics)
+    held_out = measured["held-out"]
+    if "gram" in needs:
+        statistics["gram_scale"] = np.maximum(held_out["gram"].mean(axis=0), 1e-12)
+    for part in {part for name in scores for part in components(name)}:
+        values = raw_score(part, held_out, statistics, predictor.temperature)
+        statistics[f"scale_{part}"] = np.array([values.mean(), max(values.std(), 1e-12)])
+    compared = [*GENERATED_SETS, *(dev_sets or {})]
     table = {}
-    for score_name in SCORES:
-        scores = {name: compute_scores(score_name, values, predictor.temperature, statistics)
-                  for name, values in outputs.items()}
-        threshold = float(np.quantile(scores["held-out"], 1 - TARGET_FLAG_RATE))
+    for score_name in scores:
+        values_of = {name: compute_scores(score_name, values, statistics, predictor.temperature)
+                     for name, values in measured.items()}
+        threshold = float(np.quantile(values_of["held-out"], 1 - TARGET_FLAG_RATE))
         table[score_name] = {
             "threshold": threshold,
-            "held_out_auroc_worst": min(auroc(scores["held-out"], scores[name]) for name in GENERATED_SETS),
-            "flag_rate": {name: float(np.mean(values > threshold)) for name, values in scores.items()},
-            "auroc_vs_test": {name: auroc(scores["CIFAR-10 test"], scores[name]) for name in GENERATED_SETS},
+            "auroc_vs_test": {name: auroc(values_of["CIFAR-10 test"], values_of[name]) for name in compared},
+            "selection_auroc": (min(auroc(values_of["CIFAR-10 test"], values_of[name]) for name in select_on)
+                                if select_on else min(auroc(values_of["held-out"], values_of[name])
+                                                      for name in GENERATED_SETS)),
+            "flag_rate": {name: float(np.mean(values > threshold)) for name, values in values_of.items()},
         }
-    best = max(SCORES, key=lambda name: table[name]["held_out_auroc_worst"])
-    return OodDetector(predictor, best, table[best]["threshold"], statistics), table
+    best = max(scores, key=lambda name: table[name]["selection_auroc"])
+    drawing = None
+    if drawing_sets is not None:
+        fit_drawings, check_drawings = drawing_sets
+        log(f"drawing detector: {len(fit_drawings):,} drawings against the held-out images and generated noise ...")
+        negatives = np.concatenate([held_out["early"], measured["uniform noise"]["early"],
+                                    measured["blurred noise"]["early"]])
+        drawing = DrawingDetector.fit(predictor.predict_features(fit_drawings).early_statistics, negatives)
+        check = predictor.predict_features(check_drawings).early_statistics
+        table["drawing detector"] = {
+            "share called a drawing": {
+                "check drawings": float((drawing.probability(check) > 0.5).mean()),
+                **{name: float((drawing.probability(values["early"]) > 0.5).mean())
+                   for name, values in measured.items()},
+            }}
+    detector = OodDetector(predictor, best, table[best]["threshold"], statistics, drawing=drawing)
+    return detector, table, bank
 
 
 def format_table(table, chosen):
-    names = ["CIFAR-10 test", *GENERATED_SETS]
-    lines = ["AUROC, CIFAR-10 test images vs each generated set (1.0 = perfectly separated):",
-             f"  {'score':<22}" + "".join(f"{name:>15}" for name in GENERATED_SETS)]
-    lines += [f"  {score:<22}" + "".join(f"{row['auroc_vs_test'][name]:>15.4f}" for name in GENERATED_SETS)
-              for score, row in table.items()]
+    scores = [name for name in table if name in SCORES]
+    compared = list(table[scores[0]]["auroc_vs_test"])
+    flagged = list(table[scores[0]]["flag_rate"])
+    width = max(15, *(len(name) + 2 for name in flagged))
+    lines = ["AUROC, CIFAR-10 test images vs each other set (1.0 = perfectly separated):",
+             f"  {'score':<24}" + "".join(f"{name:>{width}}" for name in compared)]
+    lines += [f"  {score:<24}" + "".join(f"{table[score]['auroc_vs_test'][name]:>{width}.4f}" for name in compared)
+              for score in scores]
     lines += [f"share flagged at each score's threshold ({TARGET_FLAG_RATE:.0%} of held-out training images):",
-              f"  {'score':<22}{'threshold':>11}" + "".join(f"{name:>15}" for name in names)]
-    lines += [f"  {score:<22}{row['threshold']:>11.4g}" + "".join(f"{row['flag_rate'][name]:>15.2%}" for name in names)
-              for score, row in table.items()]
-    lines.append(f"chosen: {chosen} (best worst-case AUROC on the held-out images vs the generated sets)")
+              f"  {'score':<24}{'threshold':>11}" + "".join(f"{name:>{width}}" for name in flagged)]
+    lines += [f"  {score:<24}{table[score]['threshold']:>11.4g}"
+              + "".join(f"{table[score]['flag_rate'][name]:>{width}.1%}" for name in flagged) for score in scores]
+    if "drawing detector" in table:
+        shares = table["drawing detector"]["share called a drawing"]
+        lines.append("drawing detector, share called a drawing: "
+                     + ", ".join(f"{name} {share:.1%}" for name, share in shares.items()))
+    lines.append(f"chosen: {chosen} (the best worst-case AUROC of the test images against the real photos of "
+                 "other things and each generated set)")
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m cifar_demo.ood",
-        description="Fit and report the out-of-distribution ('probably none of these') score of a model.",
+        description="Fit and report the out-of-distribution ('probably none of these') score of a model, its "
+        "drawing detector and the bank of training images shown as nearest neighbours.",
     )
     parser.add_argument("--fit", action="store_true", required=True,
-                        help="score the held-out training images, the test set and generated inputs with every "
-                        "score, print AUROCs and flag rates, and write the best score beside the weights")
+                        help="score the held-out training images, the test set, generated inputs and the development "
+                        "sets (devsets/, needs requirements-dev.txt) with every score, print AUROCs and flag rates, "
+                        "and write the best score, the drawing detector and the bank beside the weights")
     parser.add_argument("--weights", default=None, help="a .weights.h5 file (default: the shipped weights)")
     parser.add_argument("--data", default=None,
                         help="CIFAR-10 .npz or cifar-10-batches-py folder (default: $CIFAR10_PATH, then Keras)")
     parser.add_argument("--count", type=int, default=GENERATED_PER_SET, help="images per generated set")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated sets")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated sets and the training subsets")
+    parser.add_argument("--statistics-images", type=int, default=STATISTICS_IMAGES,
+                        help="training images the statistics are fitted on")
+    parser.add_argument("--bank-size", type=int, default=BANK_SIZE, help="training images in the kNN bank")
+    parser.add_argument("--with-gram", action="store_true",
+                        help="also compare the Gram-matrix scores (about ten times the time of all the others)")
+    parser.add_argument("--drawings-per-class", type=int, default=30,
+                        help="generated drawings per class to fit the drawing detector on (as many again check it)")
     args = parser.parse_args(argv)
 
     weights = Path(args.weights) if args.weights else SHIPPED_WEIGHTS
     try:
+        try:
+            from devsets import drawings as devset_drawings  # dev-only: the repository's devsets/
+            from devsets import photos as devset_photos
+        except ImportError as error:
+            raise ValueError(f"the development sets are not importable ({error}): run from the repository root "
+                             "after pip install -r requirements-dev.txt") from None
         config_path = config_path_for(weights)
         if not config_path.is_file():
             raise ValueError(f"{config_path} not found: it says which training images the run held out")
         config = TrainConfig.from_dict(json.loads(config_path.read_text()))
         data = load_cifar10(args.data)
         predictor = Predictor.load(weights)
-        detector, table = fit(predictor, data, config, args.count, args.seed,
-                              log=lambda line: print(line, file=sys.stderr))
+        dev_sets = {f"photos {group}": devset_photos.build(group).images for group in devset_photos.GROUPS}
+        dev_sets["class drawings"] = devset_drawings.build(10, seed=args.seed + 1)[0]
+        drawing_sets = (devset_drawings.build(args.drawings_per_class, seed=args.seed + 100)[0],
+                        devset_drawings.build(args.drawings_per_class, seed=args.seed + 200)[0])
+        scores = [name for name in SCORES if args.with_gram or "gram" not in components(name)]
+        detector, table, bank = fit(predictor, data, config, args.count, args.seed, dev_sets,
+                                    ("photos foreign", *GENERATED_SETS), drawing_sets, args.statistics_images,
+                                    args.bank_size, scores=scores, log=lambda line: print(line, file=sys.stderr))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_table(table, detector.score_name))
     out = ood_path_for(weights)
-    detector.save(out, **table[detector.score_name], generated_per_set=args.count, seed=args.seed)
-    print(f"wrote {out}: {detector.score_name} score, threshold {detector.threshold:.4g}", file=sys.stderr)
+    detector.save(out, **table[detector.score_name], drawing=table.get("drawing detector"),
+                  generated_per_set=args.count, seed=args.seed, bank_size=len(bank.indices))
+    bank.save_if_changed(neighbours_path_for(weights))
+    print(f"wrote {out} ({detector.score_name} score, threshold {detector.threshold:.4g}) and "
+          f"{neighbours_path_for(weights)}", file=sys.stderr)
     return 0
 
 

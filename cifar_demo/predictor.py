@@ -61,6 +61,7 @@ class Predictor:
         self._explain_function = None
         self._activations_function = None
         self._peaks_function = None
+        self._layer_functions = {}  # tuple of layer names -> compiled pass (predict_reduced)
         self._build_lock = threading.Lock()
 
     def refresh_weights(self):
@@ -230,6 +231,31 @@ class Predictor:
             return tuple(keras.ops.cast(layers[name], "float32") for name in names)
 
         return compile_inference(self._network.variables, outputs)
+
+    def predict_reduced(self, images, layer_names, reduce):
+        """uint8 (N, 32, 32, 3) -> {key: (N, ...)}: `reduce` (a NumPy function of one batch's
+        {layer name: float32 activations (n, H, W, C)} returning {key: (n, ...) array}) applied
+        batch by batch and concatenated. Statistics of layers too large to keep whole for
+        thousands of images (Gram matrices, per-stage statistics for out-of-distribution fits)."""
+        images = _check_batch(images, "predict_reduced")
+        layer_names = tuple(layer_names)
+        for name in layer_names:
+            self.model.get_layer(name)  # ValueError naming the layer when the model has none
+        if len(images) == 0:
+            raise ValueError("predict_reduced needs at least one image")
+        with self._build_lock:
+            if layer_names not in self._layer_functions:
+                def outputs(batch):
+                    layers = self._network.outputs(batch)
+                    return [keras.ops.cast(layers[name], "float32") for name in layer_names]
+
+                self._layer_functions[layer_names] = compile_inference(self._network.variables, outputs)
+        function = self._layer_functions[layer_names]
+        batches = []
+        for start in range(0, len(images), BATCH_SIZE):
+            outputs = function(images[start : start + BATCH_SIZE].astype(np.float32))
+            batches.append(reduce({name: np.asarray(value) for name, value in zip(layer_names, outputs, strict=True)}))
+        return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
 
     def _built(self, attribute, build):
         """The lazily built function in `attribute`, built once under the lock."""

@@ -23,6 +23,7 @@ from cifar_demo import zerogpu
 from cifar_demo.artifacts import config_path_for
 from cifar_demo.backend import data_parallel, describe, device_scope, resolve_device
 from cifar_demo.data import split_training_set
+from cifar_demo.drawing_style import drawing_style_images
 from cifar_demo.metrics import negative_log_likelihood
 from cifar_demo.model import EXPLAIN_LAYER, PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
@@ -69,6 +70,9 @@ class TrainConfig:
     label_smoothing: float = setting(0.1, "probability mass spread evenly over the 10 classes")
     augment: bool = setting(True, "random crop from the reflect-padded image + horizontal flip")
     crop_padding: int = setting(4, "padding on each side before the random crop", "pixels")
+    drawing_style: float = setting(
+        0.0, "share of training images shown as a drawing instead (outline, palette colours, cartoon or coloured "
+        "strokes on white; cifar_demo/drawing_style.py), so the model learns drawings too")
     precision: str = setting(
         "float32", "float32; mixed_bfloat16 (bf16 compute, float32 variables: CPUs with AMX, recent GPUs) "
         "or mixed_float16 (GPUs with float16 tensor cores; the loss is scaled); bench/RESULTS.md compares them",
@@ -112,6 +116,8 @@ class TrainConfig:
         check(isinstance(self.augment, bool), f"augment must be true or false, got {self.augment!r}")
         check(is_int(self.crop_padding) and 0 <= self.crop_padding <= 16,
               f"crop_padding must be an integer in 0..16, got {self.crop_padding!r}")
+        check(isinstance(self.drawing_style, (int, float)) and not isinstance(self.drawing_style, bool)
+              and 0 <= self.drawing_style <= 1, f"drawing_style must be in [0, 1], got {self.drawing_style!r}")
         check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
         check(self.init_weights is None or Path(self.init_weights).is_file(),
@@ -385,6 +391,8 @@ class Trainer:
                 images = x_train[indices]
                 if config.augment:
                     images = augment_images(images, rng, config.crop_padding)
+                if config.drawing_style > 0:
+                    images = drawing_style_images(images, rng, config.drawing_style)
                 targets = np.eye(NUM_CLASSES, dtype="float32")[y_train[indices]]
                 logs = model.train_on_batch(images.astype("float32"), targets, return_dict=True)
                 step += 1

@@ -52,6 +52,9 @@ def test_heatmap_follows_the_upload_and_noise_gets_the_ood_warning(page, tmp_pat
     assert upload_photo(page, shipped_example("ship")) == "ship"
     wait_for_heatmap(page, "ship")
     assert "Looks like a CIFAR-10 photo" in page.locator("#ood-notice").inner_text()
+    page.locator("#neighbours img").nth(7).wait_for()  # the 8 nearest training images, with their classes
+    captions = page.locator("#neighbours .caption-label").all_inner_texts()
+    assert len(captions) == 8 and all(caption.split(" (")[0] in CLASS_NAMES for caption in captions)
     page.locator("#explain-class input").fill("cat")  # why not cat?
     page.get_by_role("option", name="cat", exact=True).click()
     wait_for_heatmap(page, "cat")
@@ -63,8 +66,9 @@ def test_heatmap_follows_the_upload_and_noise_gets_the_ood_warning(page, tmp_pat
     page.get_by_text("forced guess among the ten classes").wait_for()
 
 
-def test_draw_strokes_and_see_a_label(page):
+def test_draw_strokes_and_see_a_label_and_the_drawing_notice(page):
     assert draw_a_stroke(page) in CLASS_NAMES
+    page.locator("#ood-notice .ood-drawing").get_by_text("Looks like a drawing").wait_for()
 
 
 def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_server):

@@ -12,7 +12,6 @@ from cifar_demo import Predictor, ood
 from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, calibration_path_for, config_path_for, ood_path_for
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet
-from cifar_demo.predictor import NetworkOutputs
 from cifar_demo.training import TrainConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
@@ -67,56 +66,100 @@ def test_auroc_matches_counting_pairs():
     assert ood.auroc([0, 1], [2, 3]) == 1.0 and ood.auroc([2, 3], [0, 1]) == 0.0
 
 
-def outputs_of(logits=None, features=None, early=None):
-    return NetworkOutputs(logits, features, early)
-
-
 def test_scores_from_logits():
     logits = np.array([[10.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
-    msp = ood.compute_scores("max_probability", outputs_of(logits), temperature=1.0)
+    msp = ood.compute_scores("max_probability", {"logits": logits}, temperature=1.0)
     np.testing.assert_allclose(msp, [1 - np.exp(10) / (np.exp(10) + 2), 2 / 3], rtol=1e-5)
-    energy = ood.compute_scores("energy", outputs_of(logits), temperature=2.0)
+    energy = ood.compute_scores("energy", {"logits": logits}, temperature=2.0)
     np.testing.assert_allclose(energy, -2 * np.log(np.exp(logits / 2).sum(axis=1)), rtol=1e-5)
     assert energy[0] < energy[1]  # a confident answer is more CIFAR-like
-    with pytest.raises(ValueError, match="unknown score 'nope'.*max_probability, energy, mahalanobis"):
-        ood.compute_scores("nope", outputs_of(logits))
-    with pytest.raises(ValueError, match="needs feature statistics"):
-        ood.compute_scores("mahalanobis", outputs_of(logits, logits))
+    with pytest.raises(ValueError, match="unknown score 'nope'.*max_probability, energy, knn"):
+        ood.compute_scores("nope", {"logits": logits})
+    with pytest.raises(ValueError, match="needs statistics fitted on training images"):
+        ood.compute_scores("mahalanobis", {"logits": logits, "features": logits})
 
 
-def test_mahalanobis_statistics_and_scores():
+@pytest.mark.same_on_every_backend
+def test_knn_distance_and_nearest_match_a_full_sort():
+    rng = np.random.default_rng(2)
+    bank, queries = ood.normalise(rng.normal(size=(300, 16))), ood.normalise(rng.normal(size=(40, 16)))
+    distances = np.linalg.norm(queries[:, None, :] - bank[None, :, :], axis=2)  # every pair
+    order = np.argsort(distances, axis=1, kind="stable")
+    for k in (1, 5, 50):
+        np.testing.assert_allclose(ood.knn_distance(queries, bank, k), np.sort(distances, axis=1)[:, k - 1], atol=1e-5)
+    indices, nearest = ood.nearest_in_bank(queries, bank, 8)
+    np.testing.assert_array_equal(indices, order[:, :8])
+    np.testing.assert_allclose(nearest, np.take_along_axis(distances, order[:, :8], axis=1), atol=1e-5)
+    assert ood.knn_k(50_000) == 50 and ood.knn_k(5000) == 5 and ood.knn_k(100) == 1
+    with pytest.raises(ValueError, match="count must be between 1 and the bank's 300 images"):
+        ood.nearest_in_bank(queries, bank, 301)
+
+
+@pytest.mark.same_on_every_backend
+def test_mahalanobis_matches_a_direct_inverse():
     rng = np.random.default_rng(1)
-    labels = np.repeat(np.arange(10), 200)
-    centres = np.zeros((10, 2))
-    centres[:, 0] = 10 * np.arange(10)
-    features = centres[labels] + rng.normal(size=(2000, 2)) * [1.0, 2.0]
+    labels = np.repeat(np.arange(10), 30)
+    features = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5)) + labels[:, None] * 0.5
     means, precision = ood.fit_feature_statistics(features, labels)
-    np.testing.assert_allclose(means, centres, atol=0.5)
-    np.testing.assert_allclose(precision, np.diag([1.0, 0.25]), atol=0.05)
-    queries = np.array([[10.0, 0.0], [15.0, 0.0], [10.0, 4.0]])
-    distances = ood.mahalanobis_distance(queries, means, precision)
-    assert distances[0] < 0.1 and distances[2] == pytest.approx(4.0, rel=0.1) and distances[1] > distances[2]
-    held_out = outputs_of(np.zeros((2000, 10)), features, 2 * features)
-    statistics = ood.FeatureStatistics.fit(outputs_of(None, features, 2 * features), labels, held_out)
-    query_outputs = outputs_of(np.zeros((3, 10)), queries, 2 * queries)
-    pooled = ood.compute_scores("mahalanobis", query_outputs, statistics=statistics)
-    early = ood.compute_scores("early_mahalanobis", query_outputs, statistics=statistics)
-    np.testing.assert_allclose(pooled, early, rtol=1e-4)  # a scaled copy has the same distances
-    combined = ood.compute_scores("combined_mahalanobis", query_outputs, statistics=statistics)
-    mean, std = statistics.scales[:2]
-    np.testing.assert_allclose(combined, 2 * (pooled - mean) / std, rtol=1e-4)
+    direct_means = np.stack([features[labels == k].mean(axis=0) for k in range(10)])
+    centred = features - direct_means[labels]
+    covariance = sum(np.outer(row, row) for row in centred) / len(centred)
+    covariance += ood.COVARIANCE_RIDGE * np.trace(covariance) / 5 * np.eye(5)
+    inverse = np.linalg.inv(covariance)
+    np.testing.assert_allclose(means, direct_means, rtol=1e-5)
+    np.testing.assert_allclose(precision, inverse, rtol=1e-4)
+    queries = rng.normal(size=(7, 5)) * 3
+    direct = [min(float((query - mean) @ inverse @ (query - mean)) for mean in direct_means) for query in queries]
+    np.testing.assert_allclose(ood.mahalanobis_distance(queries, means, precision), direct, rtol=1e-4)
     with pytest.raises(ValueError, match="none of class \\[9\\]"):
         ood.fit_feature_statistics(features[labels < 9], labels[labels < 9])
 
 
+@pytest.mark.same_on_every_backend
+def test_gram_values_and_deviations_match_loops():
+    rng = np.random.default_rng(3)
+    activations = rng.uniform(0, 2, size=(2, 3, 4, 5)).astype(np.float32)
+    for order in (1, 2):
+        values = ood.gram_values(activations, order)
+        for image in range(2):
+            flat = activations[image].reshape(-1, 5).astype(np.float64) ** order
+            gram = (flat.T @ flat / 12) ** (1 / order)
+            expected = [gram[i, j] for i in range(5) for j in range(i, 5)]
+            np.testing.assert_allclose(values[image], expected, rtol=1e-5)
+    low, high = np.array([[1.0, 1.0, -2.0]]), np.array([[2.0, 3.0, -1.0]])
+    values = np.array([[0.5, 4.0, -1.5]])
+    assert ood.gram_deviation(values, low, high)[0] == pytest.approx(0.5 / 1 + 1 / 3, rel=1e-5)
+
+
+@pytest.mark.same_on_every_backend
+def test_drawing_detector_reaches_the_optimum_of_its_loss():
+    rng = np.random.default_rng(4)
+    drawings, photos = rng.normal(1.0, 1.0, size=(60, 3)), rng.normal(-1.0, 1.0, size=(200, 3))
+    detector = ood.DrawingDetector.fit(drawings, photos, ridge=2.0)
+    assert (detector.probability(drawings) > 0.5).mean() > 0.8 and (detector.probability(photos) < 0.5).mean() > 0.8
+    # The gradient of the weighted, penalised log-loss vanishes at the fitted parameters.
+    features = np.concatenate([drawings, photos])
+    targets = np.r_[np.ones(60), np.zeros(200)]
+    weight = np.where(targets == 1, 0.5 / 60, 0.5 / 200)
+    error = weight * (detector.probability(features) - targets)
+    standardised = (features - detector.mean) / detector.scale
+    np.testing.assert_allclose(standardised.T @ error + 2.0 / 260 * detector.weights, 0, atol=1e-6)
+    assert abs(error.sum()) < 1e-6
+
+
 def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, toy_data, tmp_path):
     config = TrainConfig(val_size=64, width_mult=TINY_WIDTH_MULT)
-    detector, table = ood.fit(tiny_predictor, toy_data, config, count=16, log=lambda line: None)
-    assert set(table) == set(ood.SCORES) and detector.score_name in ood.SCORES
-    row = table[detector.score_name]
-    assert row["flag_rate"]["held-out"] <= 0.05 + 1 / 64
-    assert set(row["auroc_vs_test"]) == set(ood.GENERATED_SETS)
-    images = np.concatenate([ood.uniform_noise(8), toy_data.x_test[:8]])
+    noise = ood.uniform_noise(10, seed=3)
+    detector, table, bank = ood.fit(tiny_predictor, toy_data, config, count=16, dev_sets={"noise": noise},
+                                    select_on=("noise",), drawing_sets=(ood.drawings(20), ood.drawings(20, 1)),
+                                    statistics_images=150, bank_size=60, log=lambda line: None)
+    assert set(table) == {*ood.SCORES, "drawing detector"} and detector.score_name in ood.SCORES
+    for score in ood.SCORES:  # each threshold flags the stated share of the held-out images
+        assert abs(table[score]["flag_rate"]["held-out"] - ood.TARGET_FLAG_RATE) <= 1 / 64
+    assert set(table[detector.score_name]["auroc_vs_test"]) == {*ood.GENERATED_SETS, "noise"}
+    assert len(bank.images) == 60 and np.array_equal(bank.images, toy_data.x_train[bank.indices])
+    np.testing.assert_array_equal(bank.labels, toy_data.y_train[bank.indices])
+    images = np.concatenate([noise, toy_data.x_test[:8]])
     path = tmp_path / "tiny.ood.npz"
     detector.save(path, note="test")
     loaded = ood.OodDetector.load(tiny_predictor, path)
@@ -124,37 +167,64 @@ def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, to
     assert loaded.record == {"note": "test"}
     np.testing.assert_array_equal(loaded.score(images), detector.score(images))
     np.testing.assert_array_equal(loaded.is_out_of_distribution(images), detector.score(images) > detector.threshold)
-    for name in ood.SCORES:  # every score survives the round trip, not only the chosen one
-        chosen = ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics)
-        again = ood.OodDetector(tiny_predictor, name, 0.0, loaded.statistics)
-        np.testing.assert_allclose(again.score(images), chosen.score(images), rtol=1e-6)
+    np.testing.assert_array_equal(loaded.verdicts(images)[1], detector.verdicts(images)[1])
+    for name in ood.SCORES:  # every score works from the fitted statistics
+        assert ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics).score(images).shape == (18,)
+    bank_path = tmp_path / "tiny.neighbours.npz"
+    assert bank.save_if_changed(bank_path) and not bank.save_if_changed(bank_path)  # unchanged: not rewritten
+    np.testing.assert_array_equal(ood.TrainingBank.load(bank_path, loaded).images, bank.images)
+    other = ood.TrainingBank(bank.images[::-1], bank.labels[::-1], bank.indices[::-1])
+    other.save_if_changed(bank_path)
+    with pytest.raises(ValueError, match="other training images than the detector's bank"):
+        ood.TrainingBank.load(bank_path, loaded)
 
 
 def test_detector_checks_its_statistics(tiny_predictor, toy_data, tmp_path):
-    outputs = tiny_predictor.predict_features(toy_data.x_train)
-    statistics = ood.FeatureStatistics.fit(outputs, toy_data.y_train, outputs)
-    width = scaled_widths(TINY_WIDTH_MULT)[-1]
-    assert statistics.means.shape == (10, width) and statistics.precision.shape == (width, width)
-    assert statistics.early_means.shape == (10, 2 * scaled_widths(TINY_WIDTH_MULT)[0])
-    wrong = ood.FeatureStatistics(statistics.means[:, :3], statistics.precision[:3, :3], statistics.early_means,
-                                  statistics.early_precision, statistics.scales)
+    measured = ood.measure(tiny_predictor, toy_data.x_train, {"features", "early", "stage2"})
+    statistics = {}
+    for prefix, key in (("pooled", "features"), ("early", "early"), ("stage2", "stage2")):
+        statistics[f"{prefix}_means"], statistics[f"{prefix}_precision"] = ood.fit_feature_statistics(
+            measured[key], toy_data.y_train)
+    widths = scaled_widths(TINY_WIDTH_MULT)
+    assert statistics["pooled_means"].shape == (10, widths[2])
+    assert statistics["early_means"].shape == (10, 2 * widths[0])
+    assert statistics["stage2_precision"].shape == (2 * widths[1], 2 * widths[1])
+    wrong = dict(statistics, pooled_means=statistics["pooled_means"][:, :3])
     with pytest.raises(ValueError, match="belong to other weights"):
         ood.OodDetector(tiny_predictor, "mahalanobis", 1.0, wrong)
-    with pytest.raises(ValueError, match="needs feature statistics"):
+    with pytest.raises(ValueError, match="needs statistics fitted on training images \\(pooled_"):
         ood.OodDetector(tiny_predictor, "combined_mahalanobis", 1.0)
     with pytest.raises(ValueError, match="unknown score"):
         ood.OodDetector(tiny_predictor, "entropy", 1.0)
     with pytest.raises(ValueError, match="no out-of-distribution statistics"):
         ood.OodDetector.load(tiny_predictor, tmp_path / "missing.ood.npz")
+    (tmp_path / "broken.ood.npz").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ValueError, match="is not an out-of-distribution statistics file"):
+        ood.OodDetector.load(tiny_predictor, tmp_path / "broken.ood.npz")
+    with pytest.raises(ValueError, match="no training images for the nearest neighbours"):
+        ood.TrainingBank.load(tmp_path / "missing.neighbours.npz")
+    (tmp_path / "broken.neighbours.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="is not a file of nearest-neighbour training images"):
+        ood.TrainingBank.load(tmp_path / "broken.neighbours.npz")
+    with pytest.raises(ValueError, match="hold no bank of training features"):
+        ood.OodDetector(tiny_predictor, "energy", 1.0).nearest(toy_data.x_test[0])
 
 
 def test_assess_says_what_the_ui_shows(tiny_predictor):
     pixels = ood.uniform_noise(1)[0]
+    early = tiny_predictor.predict_features(pixels[None]).early_statistics
     for threshold, flagged in ((-1e9, True), (1e9, False)):
         detector = ood.OodDetector(tiny_predictor, "energy", threshold)
         verdict = detector.assess(pixels)
         assert verdict["out_of_distribution"] is flagged and verdict["threshold"] == threshold
+        assert verdict["looks_like_drawing"] is False and np.isnan(verdict["drawing_probability"])
         assert verdict["score"] == pytest.approx(float(detector.score(pixels[None])[0]))
+        for bias, drawing in ((50.0, True), (-50.0, False)):  # a drawing is never "none of these"
+            says = ood.DrawingDetector(np.zeros(early.shape[1]), np.ones(early.shape[1]), np.zeros(early.shape[1]),
+                                       bias)
+            verdict = ood.OodDetector(tiny_predictor, "energy", threshold, drawing=says).assess(pixels)
+            assert verdict["looks_like_drawing"] is drawing
+            assert verdict["out_of_distribution"] is (flagged and not drawing)
     with pytest.raises(ValueError, match=r"one uint8 image of shape \(32, 32, 3\)"):
         ood.OodDetector(tiny_predictor, "energy", 0.0).assess(pixels[None])
 
@@ -174,3 +244,24 @@ def test_shipped_detector_flags_generated_inputs(shipped_detector, name):
 def test_shipped_detector_rarely_flags_real_test_images(shipped_detector):
     images = real_test_images()
     assert shipped_detector.is_out_of_distribution(images).mean() <= 0.15  # 5% expected
+
+
+def test_shipped_nearest_neighbours_are_the_true_nearest(shipped_detector):
+    """Under the stated distance (Euclidean between L2-normalised pooled features), against
+    every image of the shipped bank; and the bank's images are the ones it was fitted on."""
+    bank = ood.TrainingBank.load(detector=shipped_detector)
+    assert len(bank.images) == len(shipped_detector.statistics["bank_features"]) == ood.BANK_SIZE
+    images = real_test_images()[:3]
+    features = ood.normalise(shipped_detector.predictor.predict_features(images).features)
+    for image, feature in zip(images, features, strict=True):
+        positions, distances = shipped_detector.nearest(image)
+        every = np.linalg.norm(shipped_detector.statistics["bank_features"] - feature, axis=1)
+        np.testing.assert_array_equal(positions, np.argsort(every, kind="stable")[: ood.NEIGHBOURS])
+        np.testing.assert_allclose(distances, np.sort(every)[: ood.NEIGHBOURS], atol=1e-4)
+    # the bank's own images are their own nearest neighbours, at distance ~0
+    positions, distances = shipped_detector.nearest(bank.images[7])
+    assert positions[0] == 7 and distances[0] < 0.02
+
+
+def test_shipped_threshold_flags_the_stated_share_of_held_out_images(shipped_detector):
+    assert shipped_detector.record["flag_rate"]["held-out"] == pytest.approx(ood.TARGET_FLAG_RATE, abs=1e-3)

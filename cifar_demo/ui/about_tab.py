@@ -22,7 +22,7 @@ from cifar_demo.artifacts import (
 )
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
-from cifar_demo.ood import TARGET_FLAG_RATE
+from cifar_demo.ood import TARGET_FLAG_RATE, describe_score
 from cifar_demo.ui import robustness_views
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownImage, ShownPlot
@@ -81,13 +81,15 @@ def ood_markdown(detector, held_out):
     return (
         "The Classify tab warns **“Probably none of these”** when an input looks unlike CIFAR-10, instead "
         "of asserting one of the ten classes. The score measures how far the network's internal features of the "
-        "input lie from those of the training photos (Mahalanobis distances of the pooled features and of the "
-        f"first stage's colour and texture statistics, `{detector.score_name}`); above **{detector.threshold:.2f}** "
+        f"input lie from those of the training photos ({describe_score(detector.score_name)}, "
+        f"`{detector.score_name}`); above **{detector.threshold:.2f}** "
         f"the warning shows. The threshold flags {TARGET_FLAG_RATE:.0%} of {held_out:,} held-out CIFAR-10 training "
         "images, so a few real photos get the warning too"
         + (f"; the generated inputs below are {per_set:,} each." if per_set else ".") + table +
-        "\n\nThese generated sets are stand-ins: a real photo of something outside the ten classes (a face, a "
-        "house) has natural colours and textures and may pass as CIFAR-10."
+        "\n\nThe *photos* rows are real photos that Python packages ship (devsets/README.md: 19 of other things, "
+        "5 close to a class such as a lion or a motorcycle, one cat), 6 crops each; *class drawings* are "
+        "generated drawings of the ten classes, which get a “looks like a drawing” notice instead of the warning. "
+        "A real photo of something outside the ten classes may still pass."
     )
 
 

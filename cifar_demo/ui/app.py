@@ -53,7 +53,7 @@ THEME = gr.themes.Soft().set(
     body_text_color_subdued="*neutral_600",
 )
 CSS = """
-.pixelated img { image-rendering: pixelated; }
+.pixelated img, #neighbours img { image-rendering: pixelated; }
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
 footer { display: none !important; }
 .run-status .run-bar { height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; }
@@ -65,6 +65,7 @@ footer { display: none !important; }
 .ood-notice { padding: 8px 12px; border-radius: 8px; font-size: 0.95em; }
 .ood-notice.ood-flagged { background: #fff3cd; border: 2px solid #e0a800; color: #5c4400; font-size: 1.05em; }
 .ood-notice.ood-ok { color: var(--body-text-color-subdued); }
+.ood-notice.ood-drawing { background: #e7f1ff; border: 2px solid #4a7fc1; color: #163d6b; }
 .ood-notice .ood-numbers { font-size: 0.85em; margin-top: 4px; }
 #train-preset > [data-testid="status-tracker"]:has(.validation-error) { position: relative !important; }
 #train-preset .validation-error { position: relative; text-align: left; margin-bottom: 8px; }

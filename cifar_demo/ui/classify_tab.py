@@ -1,15 +1,17 @@
 """Classify tab: upload a photo or draw one, see the top-5 classes and the 32x32 the model saw."""
 
+from functools import cache
 from pathlib import Path
 
 import gradio as gr
 
 from cifar_demo import CLASSES, describe, images
 from cifar_demo.artifacts import EXAMPLES_DIR
+from cifar_demo.ood import TrainingBank
 from cifar_demo.ui import camera, explain_views
 from cifar_demo.ui.current_input import current_input
-from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, TOP_CLASS
-from cifar_demo.ui.internals import DrawingCanvas, ShownImage, ShownLabel, UploadedImage
+from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, NEIGHBOURS_LABEL, TOP_CLASS
+from cifar_demo.ui.internals import DrawingCanvas, ShownGallery, ShownImage, ShownLabel, UploadedImage
 
 CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
 BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
@@ -106,6 +108,21 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                 explain_views.ood_notice_html(assessment),
                 gr.update(label=GUESS_LABEL if assessment["out_of_distribution"] else SHIPPED_LABEL))
 
+    @cache
+    def training_bank():
+        """The shipped nearest-neighbour images, read once (a missing file is retried)."""
+        return TrainingBank.load(detector=detector)
+
+    def neighbours(pixels):
+        """The training images nearest to the 32x32 input, with their labels: evidence by example."""
+        if pixels is None:
+            return gr.update(value=None, label=NEIGHBOURS_LABEL)
+        try:
+            gallery = explain_views.nearest_training_images(detector, training_bank(), pixels)
+        except ValueError as error:
+            return gr.update(value=None, label=f"The nearest training images cannot be shown: {error}")
+        return gr.update(value=gallery, label=NEIGHBOURS_LABEL)
+
     gr.Markdown(
         "Upload a photo, draw a picture or use your camera. The model only ever sees a **32x32** image, "
         "the centre square of yours shrunk down, shown below the prediction."
@@ -159,6 +176,8 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                 explain_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
                                             label="Explain which class? (why not cat?)", elem_id="explain-class")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
+            nearest = ShownGallery([], columns=8, format="png", height="auto", allow_preview=False, elem_id="neighbours",
+                                 buttons=[], label=NEIGHBOURS_LABEL)
 
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.
     draw_tab.select(None, js=SELECT_BRUSH_JS)
@@ -190,6 +209,8 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         for event, source in (*answered, (drawn, INPUT_FROM_DRAWING)):
             event.success(lambda pixels, source=source: current_input(pixels, source), inputs=model_input,
                              outputs=shared_input, api_visibility="private", show_progress="hidden")
+    model_input.change(neighbours, inputs=model_input, outputs=nearest, api_visibility="private",
+                       show_progress="hidden")
     for trigger in (model_input.change, explain_class.change, opacity.release, tta.change):
         trigger(explain, inputs=[model_input, explain_class, opacity, tta], outputs=[heatmap, ood_notice, label],
                 api_visibility="private", show_progress="hidden")

@@ -1,5 +1,6 @@
 """What the Classify and Mistakes tabs show to explain an answer: a Grad-CAM overlay on the
-enlarged 32x32 input, and the out-of-distribution verdict. No Gradio here."""
+enlarged 32x32 input, the out-of-distribution or drawing verdict, and the training images
+nearest to the input. No Gradio here."""
 
 import html
 
@@ -10,6 +11,8 @@ from cifar_demo import CLASSES, describe, images
 TOP_CLASS = "the top class"     # the explain-class choice that follows the prediction
 DEFAULT_OPACITY = 0.5
 EXPLAIN_LABEL = "Why this class? (Grad-CAM)"
+NEIGHBOURS_LABEL = "The training images nearest to it, as the network sees them"
+NEIGHBOUR_SCALE = 3             # the 32x32 training images are shown at 96x96
 
 
 def explained_class(choice, probabilities):
@@ -34,11 +37,26 @@ def explanation(predictor, pixels, probabilities, choice, opacity, scale):
 
 
 def ood_notice_html(assessment):
-    """A banner for inputs unlike CIFAR-10, a quiet line for the rest; both show the score."""
+    """A banner for inputs unlike CIFAR-10, a milder one for drawings (the model learned
+    from photos), a quiet line for the rest; all show the score."""
     numbers = (f"out-of-distribution score {assessment['score']:.2f}, threshold {assessment['threshold']:.2f}; "
                "higher means less like the training photos")
+    if assessment.get("looks_like_drawing"):
+        return ('<div class="ood-notice ood-drawing"><strong>Looks like a drawing.</strong> The model learned from '
+                "photos, not drawings, so take its answer with a grain of salt."
+                f'<div class="ood-numbers">{html.escape(numbers)}</div></div>')
     if assessment["out_of_distribution"]:
         return ('<div class="ood-notice ood-flagged"><strong>Probably none of these.</strong> This does not look '
                 "like a CIFAR-10 photo, so the classes below are only the model's forced guess."
                 f'<div class="ood-numbers">{html.escape(numbers)}</div></div>')
     return f'<div class="ood-notice ood-ok">Looks like a CIFAR-10 photo ({html.escape(numbers)}).</div>'
+
+
+def nearest_training_images(detector, bank, pixels, count=None):
+    """[(enlarged training image, caption)] of the training images of `bank` (an
+    ood.TrainingBank) nearest to the uint8 (32, 32, 3) `pixels` in the detector's kNN
+    feature space, nearest first; the caption is the true label and the distance."""
+    positions, distances = detector.nearest(pixels, count) if count else detector.nearest(pixels)
+    return [(images.upscale_nearest(bank.images[position], NEIGHBOUR_SCALE),
+             f"{CLASSES[int(bank.labels[position])]} ({distance:.2f})")
+            for position, distance in zip(positions, distances, strict=True)]
