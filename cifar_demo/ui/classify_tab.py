@@ -176,8 +176,8 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                 explain_class = gr.Dropdown([TOP_CLASS, *CLASSES], value=TOP_CLASS,
                                             label="Explain which class? (why not cat?)", elem_id="explain-class")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity")
-            nearest = ShownGallery([], columns=8, format="png", height="auto", allow_preview=False, elem_id="neighbours",
-                                 buttons=[], label=NEIGHBOURS_LABEL)
+            nearest = ShownGallery([], columns=8, format="png", height="auto", allow_preview=False,
+                                   elem_id="neighbours", buttons=[], label=NEIGHBOURS_LABEL)
 
     # The canvas opens with no tool selected; pick the brush so a person can draw at once.
     draw_tab.select(None, js=SELECT_BRUSH_JS)
