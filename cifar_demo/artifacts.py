@@ -3,7 +3,8 @@
 A weights file `x.weights.h5` travels with `x.config.json` (its TrainConfig: the width the
 model is built with), `x.calibration.json` (the fitted temperature) and `x.ood.npz` (the
 out-of-distribution statistics), with `x.neighbours.npz` (the training images those
-statistics' kNN bank holds). Everything that reads or writes one asks here for its name,
+statistics' kNN bank holds), `x.corruptions.json` (accuracy under corruption) and
+`x.inside.npz` (each channel's top test images). Everything that reads or writes one asks here for its name,
 so `shipped_files()` can list every file under weights/ the app reads (what a Space must hold).
 """
 

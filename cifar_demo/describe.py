@@ -76,8 +76,3 @@ def where_strongest(heatmap):
     """"strongest at the upper middle", or "spread evenly"."""
     region = strongest_region(heatmap)
     return region if region == "spread evenly" else f"strongest at the {region}"
-
-
-def heatmap(heatmap, class_name):
-    """Alt text of a Grad-CAM map for `class_name`: where its evidence is strongest."""
-    return f"Grad-CAM for {class_name}: {where_strongest(heatmap)}"

@@ -12,12 +12,14 @@ to 32x32.
 
 import numpy as np
 
-# The Classify tab's palette (cifar_demo/ui/classify_tab.py PALETTE; a test keeps them equal).
-CANVAS_PALETTE = ("#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c",
-                  "#1f77b4", "#87ceeb")
+# The Classify tab's drawing canvas, defined here (below the UI) for the training styles, the
+# drawing development set and the OOD fit's generated drawings.
+CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
+BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
+PALETTE = ("#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb")
 STYLES = ("outline", "palette", "cartoon", "strokes")
 EDGE_SHARE = (0.12, 0.25)   # share of a photo's pixels drawn as edges, drawn uniformly per image
-PALETTE_RGB = np.array([[int(code[i : i + 2], 16) for i in (1, 3, 5)] for code in CANVAS_PALETTE], dtype=np.float32)
+PALETTE_RGB = np.array([[int(code[i : i + 2], 16) for i in (1, 3, 5)] for code in PALETTE], dtype=np.float32)
 
 
 def _grey(images):

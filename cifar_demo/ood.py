@@ -44,6 +44,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from cifar_demo import CLASSES
 from cifar_demo.artifacts import SHIPPED_WEIGHTS, config_path_for, neighbours_path_for, ood_path_for
 from cifar_demo.data import load_cifar10, split_training_set
+from cifar_demo.drawing_style import CANVAS_SIZE
 from cifar_demo.images import resize_for_model
 from cifar_demo.metrics import softmax
 from cifar_demo.model import EARLY_LAYER, EXPLAIN_LAYER, FEATURES_LAYER, LOGITS_LAYER
@@ -79,7 +80,6 @@ BANK_SIZE = 5000
 KNN_K_FULL = 50              # Sun et al.'s k for all 50,000 CIFAR-10 training images
 STATISTICS_IMAGES = 10_000   # training images the class means, covariances and Gram bounds come from
 NEIGHBOURS = 8               # training images shown beside an answer
-CANVAS_SIDE = 320            # pixels: the app's drawing canvas
 STROKE_WIDTHS = (14, 30)     # pixels on that canvas: around the app's 22 px brush
 # Ridge added to the shared covariance, as a share of its mean variance: dead ReLU
 # channels (tiny models) make it singular; at this size the shipped model's distances
@@ -422,8 +422,9 @@ class OodDetector:
         return compute_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
 
     def is_out_of_distribution(self, pixels):
-        """uint8 (N, 32, 32, 3) -> bool (N,): True where the score exceeds the threshold."""
-        return self.score(pixels) > self.threshold
+        """uint8 (N, 32, 32, 3) -> bool (N,): True where the app says "probably none of
+        these" (as assess: the score over the threshold, and not a drawing)."""
+        return self.verdicts(pixels)[2]
 
     def verdicts(self, pixels):
         """uint8 (N, 32, 32, 3) -> (scores, drawing probabilities (NaN without a drawing
@@ -522,26 +523,26 @@ def solid_colours(count, seed=0):
 
 
 def drawings(count, seed=0):
-    """Black strokes on a white CANVAS_SIDE canvas (lines, circles, scribbles), shrunk the
+    """Black strokes on a white CANVAS_SIZE canvas (lines, circles, scribbles), shrunk the
     way the app shrinks its drawing canvas: abstract doodles (devsets/drawings.py makes
     drawings of the ten classes)."""
     rng = np.random.default_rng([seed, 3])
     images = np.empty((count, 32, 32, 3), dtype=np.uint8)
     for index in range(count):
-        canvas = Image.new("RGB", (CANVAS_SIDE, CANVAS_SIDE), "white")
+        canvas = Image.new("RGB", (CANVAS_SIZE, CANVAS_SIZE), "white")
         pen = ImageDraw.Draw(canvas)
         for _ in range(rng.integers(1, 5)):
             width = int(rng.integers(*STROKE_WIDTHS))
             kind = rng.integers(3)
             if kind == 0:  # a straight line
-                pen.line([tuple(p) for p in rng.integers(20, CANVAS_SIDE - 20, size=(2, 2)).tolist()], "black", width)
+                pen.line([tuple(p) for p in rng.integers(20, CANVAS_SIZE - 20, size=(2, 2)).tolist()], "black", width)
             elif kind == 1:  # a circle or ellipse outline
-                corner = rng.integers(10, CANVAS_SIDE // 2, size=2)
-                size = rng.integers(60, CANVAS_SIDE // 2 + 20, size=2)
+                corner = rng.integers(10, CANVAS_SIZE // 2, size=2)
+                size = rng.integers(60, CANVAS_SIZE // 2 + 20, size=2)
                 pen.ellipse([*corner.tolist(), *(corner + size).tolist()], outline="black", width=width)
             else:  # a scribble: a random walk
                 steps = rng.normal(0, 25, size=(int(rng.integers(5, 25)), 2)).cumsum(axis=0)
-                points = np.clip(steps + rng.integers(60, CANVAS_SIDE - 60, size=2), 5, CANVAS_SIDE - 5)
+                points = np.clip(steps + rng.integers(60, CANVAS_SIZE - 60, size=2), 5, CANVAS_SIZE - 5)
                 pen.line([tuple(p) for p in points.tolist()], "black", width, joint="curve")
         images[index] = np.asarray(resize_for_model(canvas))
     return images

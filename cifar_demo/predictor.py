@@ -59,9 +59,8 @@ class Predictor:
         # under this lock.
         self._features_function = None
         self._explain_function = None
-        self._activations_function = None
         self._peaks_function = None
-        self._layer_functions = {}  # tuple of layer names -> compiled pass (predict_reduced)
+        self._layer_functions = {}  # tuple of layer names -> compiled pass (_layer_function)
         self._build_lock = threading.Lock()
 
     def refresh_weights(self):
@@ -191,8 +190,7 @@ class Predictor:
         if len(images) == 0:
             raise ValueError("batch_activations needs at least one image")
         names = self.activation_layers()
-        function = self._built("_activations_function", partial(self._build_activations, names))
-        values = function(images.astype(np.float32))
+        values = self._layer_function(names)(images.astype(np.float32))
         return OrderedDict((name, np.asarray(value, dtype=np.float32)) for name, value in zip(names, values,
                                                                                                strict=True))
 
@@ -225,12 +223,18 @@ class Predictor:
 
         return compile_inference(self._network.variables, outputs)
 
-    def _build_activations(self, names):
-        def outputs(images):
-            layers = self._network.outputs(images)
-            return tuple(keras.ops.cast(layers[name], "float32") for name in names)
+    def _layer_function(self, names):
+        """One compiled pass giving the float32 outputs of the layers `names`, in that order;
+        built once per tuple of names, under the lock."""
+        names = tuple(names)
+        with self._build_lock:
+            if names not in self._layer_functions:
+                def outputs(images):
+                    layers = self._network.outputs(images)
+                    return tuple(keras.ops.cast(layers[name], "float32") for name in names)
 
-        return compile_inference(self._network.variables, outputs)
+                self._layer_functions[names] = compile_inference(self._network.variables, outputs)
+        return self._layer_functions[names]
 
     def predict_reduced(self, images, layer_names, reduce):
         """uint8 (N, 32, 32, 3) -> {key: (N, ...)}: `reduce` (a NumPy function of one batch's
@@ -243,14 +247,7 @@ class Predictor:
             self.model.get_layer(name)  # ValueError naming the layer when the model has none
         if len(images) == 0:
             raise ValueError("predict_reduced needs at least one image")
-        with self._build_lock:
-            if layer_names not in self._layer_functions:
-                def outputs(batch):
-                    layers = self._network.outputs(batch)
-                    return [keras.ops.cast(layers[name], "float32") for name in layer_names]
-
-                self._layer_functions[layer_names] = compile_inference(self._network.variables, outputs)
-        function = self._layer_functions[layer_names]
+        function = self._layer_function(layer_names)
         batches = []
         for start in range(0, len(images), BATCH_SIZE):
             outputs = function(images[start : start + BATCH_SIZE].astype(np.float32))

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
 from cifar_demo import CLASSES
+from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 from cifar_demo.images import to_model_input
-from cifar_demo.ui.classify_tab import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 
 BLACK, GREY, WHITE, BROWN, RED, ORANGE, YELLOW, GREEN, BLUE, SKY = PALETTE
 STYLES = ("outline", "filled", "scribble")  # outline only; scribble fill + outline; scribble fill only

@@ -11,6 +11,9 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
 EXAMPLES = REPO / "weights" / "examples"
 CLASS_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+# Milliseconds a page waits for anything: generous, the suite runs beside the other
+# backends' re-runs on two cores.
+PAGE_TIMEOUT = 60_000
 LAPTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 

@@ -11,7 +11,7 @@ import pytest
 from cifar_demo.artifacts import SHIPPED_SAMPLE
 from cifar_demo.data import Cifar10
 from tests import backend_reruns
-from tests.browser_pages import ARTIFACTS, CHROMIUM, LAPTOP
+from tests.browser_pages import ARTIFACTS, CHROMIUM, LAPTOP, PAGE_TIMEOUT
 from tests.local_server import AppFailedToStart, start_app, stop_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,7 +158,7 @@ def page(browser, app_url, request):
     """A fresh laptop-sized page on `app_url` (a module may serve its own app under that
     name); saves a screenshot under test-artifacts/ if the test fails."""
     page = browser.new_page(viewport=LAPTOP)
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(PAGE_TIMEOUT)
     page.goto(app_url)
     page.get_by_role("tab", name="Classify").first.wait_for()
     yield page

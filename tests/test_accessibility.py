@@ -11,6 +11,7 @@ import pytest
 from tests.browser_pages import (
     ARTIFACTS,
     CHROMIUM,
+    PAGE_TIMEOUT,
     PHONE,
     REPO,
     needs_chromium,
@@ -107,7 +108,7 @@ def test_every_tab_fits_phone_and_tablet_and_axe_finds_only_the_known_gaps(brows
     for size_name, size in (("phone", PHONE), ("tablet", TABLET)):
         context = browser.new_context(viewport=size, has_touch=True)
         page = context.new_page()
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(PAGE_TIMEOUT)
         try:
             page.goto(app_url)
             page.get_by_role("tab", name="Classify").first.wait_for()
@@ -131,7 +132,7 @@ def test_every_tab_fits_phone_and_tablet_and_axe_finds_only_the_known_gaps(brows
                 canvas.scroll_into_view_if_needed()
                 fits(page, "Draw at phone size")
                 touch_stroke(page, canvas.bounding_box())
-                assert predicted_label(page) and page.locator(".pixelated img").last.get_attribute("alt")
+                assert predicted_label(page) and page.locator("#seen img").get_attribute("alt")
                 run_axe(page, "Draw", found)
                 page.get_by_role("tab", name="Camera").click()
                 page.locator("#camera-snapshot").wait_for()
@@ -212,7 +213,7 @@ def test_fake_camera_snapshot_and_live_stream(browser, app_url, tmp_path):
         f"--use-file-for-fake-video-capture={video}"])
     try:
         page = filming.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(PAGE_TIMEOUT)
         page.goto(app_url)
         page.get_by_role("tab", name="Camera").click()
         snapshot = page.locator("#camera-snapshot")

@@ -8,6 +8,7 @@ from tests.browser_pages import (
     ARTIFACTS,
     CLASS_NAMES,
     LAPTOP,
+    PAGE_TIMEOUT,
     PHONE,
     draw_a_stroke,
     needs_chromium,
@@ -75,6 +76,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     status = start_a_tiny_run(page)
     assert "Keras" in status and "CPU" in status  # which backend and device train
     other = browser.new_page(viewport=LAPTOP)
+    other.set_default_timeout(PAGE_TIMEOUT)
     try:  # someone else, meanwhile, is told at once why they cannot start a run
         other.goto(page.url)
         other.get_by_role("tab", name="Train").click()
@@ -102,6 +104,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
 
     # Another browser session never sees this model...
     other = browser.new_page(viewport=LAPTOP)
+    other.set_default_timeout(PAGE_TIMEOUT)
     try:
         other.goto(app_server[0])
         other.locator(".gallery-item").first.click()

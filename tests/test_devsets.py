@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from cifar_demo import CLASSES, Predictor, ood
+from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 from cifar_demo.images import to_model_input
-from cifar_demo.ui.classify_tab import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 from tests.browser_pages import ARTIFACTS
 from tests.test_ood import real_test_images
 
@@ -104,8 +104,7 @@ def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
     assert auroc >= RETRAIN_GOALS["auroc in-class vs foreign"]
     cat = shipped_detector.predictor.predict_proba(in_class).argmax(axis=1)
     assert (cat == CLASSES.index("cat")).mean() >= 0.5
-    # the official test set: the fit's figure on all 10,000, and a sample here
-    assert shipped_detector.record["flag_rate"]["CIFAR-10 test"] <= RETRAIN_GOALS["test images flagged"]
+    # the official test set: a sample here (test_ood checks the threshold on held-out images)
     assert shipped_detector.verdicts(real_test_images())[2].mean() <= 0.15  # 5% expected of ~110 images
 
 

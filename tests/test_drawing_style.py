@@ -5,7 +5,6 @@ import pytest
 
 from cifar_demo import drawing_style
 from cifar_demo.training import TrainConfig
-from cifar_demo.ui.classify_tab import PALETTE
 
 pytestmark = pytest.mark.same_on_every_backend
 
@@ -16,10 +15,6 @@ def photos(count=6, seed=0):
     images = np.repeat(np.repeat(rng.integers(40, 120, (count, 8, 8, 3)), 4, axis=1), 4, axis=2).astype(np.uint8)
     images[:, 10:22, 10:22] = 230
     return images
-
-
-def test_the_palette_is_the_canvas_palette():
-    assert list(drawing_style.CANVAS_PALETTE) == PALETTE
 
 
 def test_edges_are_where_the_photo_changes_most():

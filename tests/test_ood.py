@@ -2,6 +2,7 @@
 scores' arithmetic, the statistics file, and the shipped detector on real and generated
 images (no dataset needed: the real ones ship in weights/)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,16 +10,24 @@ import pytest
 from PIL import Image
 
 from cifar_demo import Predictor, ood
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS, calibration_path_for, config_path_for, ood_path_for
+from cifar_demo.artifacts import (
+    SHIPPED_TEST_PREDICTIONS,
+    SHIPPED_WEIGHTS,
+    calibration_path_for,
+    config_path_for,
+    ood_path_for,
+)
+from cifar_demo.data import load_cifar10, split_training_set
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet
 from cifar_demo.training import TrainConfig
+from tests.conftest import cifar10_path, requires_cifar10
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
 TINY_WIDTH_MULT = 0.125
-# Share of each generated set the shipped detector must flag: what `python -m
-# cifar_demo.ood --fit` measured on 1,000 images each, less a margin for the smaller,
-# differently seeded sets here.
+# Share of each generated set that must get a warning from the shipped detector ("probably
+# none of these", or the drawing notice): what `python -m cifar_demo.ood --fit` measured on
+# 1,000 images each, less a margin for the smaller, differently seeded sets here.
 MIN_FLAGGED = {"uniform noise": 0.95, "solid colours": 0.95, "drawings": 0.95, "blurred noise": 0.95}
 
 
@@ -165,8 +174,9 @@ def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, to
     loaded = ood.OodDetector.load(tiny_predictor, path)
     assert (loaded.score_name, loaded.threshold) == (detector.score_name, detector.threshold)
     assert loaded.record == {"note": "test"}
-    np.testing.assert_array_equal(loaded.score(images), detector.score(images))
-    np.testing.assert_array_equal(loaded.is_out_of_distribution(images), detector.score(images) > detector.threshold)
+    # the same to float32 rounding: two passes of one model may sum in different orders
+    np.testing.assert_allclose(loaded.score(images), detector.score(images), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.is_out_of_distribution(images), detector.is_out_of_distribution(images))
     np.testing.assert_array_equal(loaded.verdicts(images)[1], detector.verdicts(images)[1])
     for name in ood.SCORES:  # every score works from the fitted statistics
         assert ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics).score(images).shape == (18,)
@@ -238,7 +248,9 @@ def test_companion_paths():
 @pytest.mark.parametrize("name", ood.GENERATED_SETS)
 def test_shipped_detector_flags_generated_inputs(shipped_detector, name):
     images = ood.generated_sets(count=200, seed=1)[name]  # not the seed the threshold saw
-    assert shipped_detector.is_out_of_distribution(images).mean() >= MIN_FLAGGED[name]
+    _, _, none_of_these, drawing = shipped_detector.verdicts(images)
+    assert (none_of_these | drawing).mean() >= MIN_FLAGGED[name]
+    np.testing.assert_array_equal(shipped_detector.is_out_of_distribution(images), none_of_these)
 
 
 def test_shipped_detector_rarely_flags_real_test_images(shipped_detector):
@@ -263,5 +275,13 @@ def test_shipped_nearest_neighbours_are_the_true_nearest(shipped_detector):
     assert positions[0] == 7 and distances[0] < 0.02
 
 
+@requires_cifar10
+@pytest.mark.same_on_every_backend
 def test_shipped_threshold_flags_the_stated_share_of_held_out_images(shipped_detector):
-    assert shipped_detector.record["flag_rate"]["held-out"] == pytest.approx(ood.TARGET_FLAG_RATE, abs=1e-3)
+    """Recomputed: the training images the shipped run held out (its saved config says which),
+    scored now, are over the threshold TARGET_FLAG_RATE of the time."""
+    config = TrainConfig.from_dict(json.loads(config_path_for(SHIPPED_WEIGHTS).read_text()))
+    data = load_cifar10(cifar10_path())
+    _, held_out = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
+    flagged = shipped_detector.score(data.x_train[held_out]) > shipped_detector.threshold
+    assert flagged.mean() == pytest.approx(ood.TARGET_FLAG_RATE, abs=0.005)

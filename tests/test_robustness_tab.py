@@ -61,8 +61,12 @@ def test_the_input_is_the_sessions_or_an_example_and_anything_else_is_named(exam
 def test_corruptions_go_by_name_or_display_name_and_severity_is_a_whole_number_from_0_to_5():
     assert views.corruption_name("jpeg") == "jpeg" and views.corruption_name("JPEG quality") == "jpeg"
     assert [views.corruption_name(DISPLAY_NAMES[name]) for name in CORRUPTIONS] == list(CORRUPTIONS)
-    with pytest.raises(ValueError, match="unknown corruption 'fog'"):
-        views.corruption_name("fog")
+    for bad in ("fog", ["jpeg"], {"name": "jpeg"}, None):  # JSON an API client may send
+        with pytest.raises(ValueError, match="unknown corruption"):
+            views.corruption_name(bad)
+    for bad in (["ship (test image #1)"], {"a": 1}, 3):
+        with pytest.raises(ValueError, match="unknown input"):
+            views.chosen_input(bad, None, {"ship (test image #1)": None})
     assert [views.severity_level(value) for value in (0, 3.0, 5)] == [0, 3, 5]
     for bad in (-1, 6, 2.5, True, "3", None, float("nan")):
         with pytest.raises(ValueError, match="severity must be a whole number from 0 to 5"):

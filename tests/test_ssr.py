@@ -19,6 +19,7 @@ from tests.browser_pages import (
     ARTIFACTS,
     CLASS_NAMES,
     LAPTOP,
+    PAGE_TIMEOUT,
     PHONE,
     draw_a_stroke,
     needs_chromium,
@@ -131,7 +132,7 @@ def test_every_tab_renders_without_errors(browser, app_url, size):
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(PAGE_TIMEOUT)
         page.goto(app_url)
         page.get_by_role("tab", name="Classify", exact=True).wait_for()
         ARTIFACTS.mkdir(exist_ok=True)

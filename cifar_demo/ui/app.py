@@ -147,8 +147,10 @@ def build_app(predictor=None):
         trained_model = gr.State(delete_callback=free_trained_model)
         # The last 32x32 input the person looked at, in any tab (a current_input.CurrentInput).
         shared_input = gr.State()
+        # The id of the tab the page shows: tabs that follow shared_input skip work while hidden.
+        shown_tab = gr.State("classify")
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays in sight, on two rows
-            with gr.Tab("Classify", id="classify"), timed("Classify tab", timings):
+            with gr.Tab("Classify", id="classify") as classify, timed("Classify tab", timings):
                 classify_tab.build(lazy_predictor, trained_model, detector, metrics, shared_input)
             with gr.Tab("Data", id="data") as data, timed("Data tab", timings):
                 first_views.append(data_tab.build(data))
@@ -156,14 +158,19 @@ def build_app(predictor=None):
                 first_views.append(mistakes_tab.build(mistakes, lazy_predictor, trained_model, predictions,
                                                      shared_input))
             with gr.Tab("Inside the network", id="inside") as inside, timed("Inside tab", timings):
-                first_views.append(inside_tab.build(inside, lazy_predictor, trained_model, shared_input))
+                first_views.append(inside_tab.build(inside, lazy_predictor, trained_model, shared_input,
+                                                   shown_tab))
             with gr.Tab("Robustness", id="robustness") as robustness, timed("Robustness tab", timings):
                 first_views.append(robustness_tab.build(robustness, lazy_predictor, detector, trained_model,
-                                                        shared_input))
+                                                        shared_input, shown_tab))
             with gr.Tab("Train", id="train") as train, timed("Train tab", timings):
                 train_tab.build(trained_model, train)
             with gr.Tab("About the model", id="about") as about, timed("About tab", timings):
                 first_views.append(about_tab.build(about, lazy_predictor, detector, metrics, predictions))
+
+        for tab in (classify, data, mistakes, inside, robustness, train, about):
+            tab.select(lambda tab_id=tab.id: tab_id, outputs=shown_tab, queue=False, api_visibility="private",
+                       show_progress="hidden")
 
         def free_session(request: gr.Request):
             """Schedules a closed page's state for deletion after the grace period."""

@@ -1,21 +1,19 @@
 """Classify tab: upload a photo or draw one, see the top-5 classes and the 32x32 the model saw."""
 
-from functools import cache
 from pathlib import Path
 
 import gradio as gr
 
 from cifar_demo import CLASSES, describe, images
 from cifar_demo.artifacts import EXAMPLES_DIR
+from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 from cifar_demo.ood import TrainingBank
 from cifar_demo.ui import camera, explain_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, EXPLAIN_LABEL, NEIGHBOURS_LABEL, TOP_CLASS
+from cifar_demo.ui.first_view import Deferred
 from cifar_demo.ui.internals import DrawingCanvas, ShownGallery, ShownImage, ShownLabel, UploadedImage
 
-CANVAS_SIZE = 320           # pixels; 10 canvas pixels become one model pixel
-BRUSH_SIZE = 22             # pixels on the canvas: about 2 model pixels wide after the downscale
-PALETTE = ["#000000", "#7f7f7f", "#ffffff", "#8b4513", "#d62728", "#ff7f0e", "#ffd700", "#2ca02c", "#1f77b4", "#87ceeb"]
 SEEN_SCALE = 8              # the 32x32 input is shown at 256x256
 SHIPPED_LABEL = "What the shipped model thinks (top 5)"
 GUESS_LABEL = "The shipped model's forced guess among the ten classes (top 5)"
@@ -108,17 +106,16 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                 explain_views.ood_notice_html(assessment),
                 gr.update(label=GUESS_LABEL if assessment["out_of_distribution"] else SHIPPED_LABEL))
 
-    @cache
-    def training_bank():
-        """The shipped nearest-neighbour images, read once (a missing file is retried)."""
-        return TrainingBank.load(detector=detector)
+    # The shipped nearest-neighbour images, read once by the first request that needs them
+    # (concurrent ones wait for it; a missing file is tried again by the next).
+    training_bank = Deferred(lambda: TrainingBank.load(detector=detector))
 
     def neighbours(pixels):
         """The training images nearest to the 32x32 input, with their labels: evidence by example."""
         if pixels is None:
             return gr.update(value=None, label=NEIGHBOURS_LABEL)
         try:
-            gallery = explain_views.nearest_training_images(detector, training_bank(), pixels)
+            gallery = explain_views.nearest_training_images(detector, training_bank.get(), pixels)
         except ValueError as error:
             return gr.update(value=None, label=f"The nearest training images cannot be shown: {error}")
         return gr.update(value=gallery, label=NEIGHBOURS_LABEL)
@@ -148,7 +145,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                         type="numpy",
                         canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
                         fixed_canvas=True,
-                        brush=gr.Brush(default_size=BRUSH_SIZE, colors=PALETTE, default_color="#000000",
+                        brush=gr.Brush(default_size=BRUSH_SIZE, colors=list(PALETTE), default_color="#000000",
                                        color_mode="defaults"),
                         layers=False,
                         elem_id="drawing",
@@ -168,6 +165,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
                     height=272,
                     format="png",
                     elem_classes=["pixelated"],
+                    elem_id="seen",
                     buttons=[],
                 )
                 heatmap = ShownImage(label=EXPLAIN_LABEL, interactive=False, height=272, format="png",

@@ -1,4 +1,4 @@
-"""What the Classify and Mistakes tabs show to explain an answer: a Grad-CAM overlay on the
+"""What the Classify, Mistakes and Robustness tabs show to explain an answer: a Grad-CAM overlay on the
 enlarged 32x32 input, the out-of-distribution or drawing verdict, and the training images
 nearest to the input. No Gradio here."""
 

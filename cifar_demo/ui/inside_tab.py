@@ -20,15 +20,20 @@ import numpy as np
 
 from cifar_demo import CLASSES, images
 from cifar_demo.artifacts import EXAMPLES_DIR, SHIPPED_WEIGHTS, inside_path_for
-from cifar_demo.inside import TopActivations, contributions, dense_weights, kernels_of, project
+from cifar_demo.inside import NEIGHBOURS, TopActivations, contributions, dense_weights, kernels_of, project
 from cifar_demo.metrics import softmax
-from cifar_demo.model import CONVOLUTIONS_PER_STAGE, DEFAULT_WIDTHS
+from cifar_demo.model import CONVOLUTIONS_PER_STAGE, DEFAULT_WIDTHS, FEATURES_LAYER
 from cifar_demo.predictions import file_sha256
 from cifar_demo.ui import inside_views
 from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.first_view import Deferred
 from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownLabel
 
+TAB_ID = "inside"            # this tab's id in ui/app.py: views follow a new input only while it shows
+# The queue group of every view of the tab, and how many redraws may run at once for all
+# sessions together (each about 100 ms on 2 cores).
+VIEW_GROUP = "inside-views"
+VIEW_CONCURRENCY = 2
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
 INPUT_SCALE = 5             # the 32x32 input shown at 160x160
@@ -86,7 +91,7 @@ def path_layers():
     names = []
     for stage in range(1, len(DEFAULT_WIDTHS) + 1):
         names += [f"stage{stage}_conv{index}_relu" for index in range(1, CONVOLUTIONS_PER_STAGE + 1)]
-        names.append(f"stage{stage}_pool" if stage < len(DEFAULT_WIDTHS) else "global_pool")
+        names.append(f"stage{stage}_pool" if stage < len(DEFAULT_WIDTHS) else FEATURES_LAYER)
     return names
 
 
@@ -237,9 +242,10 @@ class InsideViews:
         return items, f"The {len(items)} test images that activate it most, each with its own map:"
 
 
-def build(tab, predictor, trained_model, shared_input):
+def build(tab, predictor, trained_model, shared_input, shown_tab):
     """Lays out `tab` for the shipped `predictor` (a Lazy stand-in is fine) and the session's
-    `trained_model` and `shared_input` states. Returns an object whose prepare() does the
+    `trained_model` and `shared_input` states; `shown_tab` (a gr.State) holds the id of the
+    tab the page shows. Returns an object whose prepare() does the
     tab's warm-up after launch (app.warm_up)."""
     views = InsideViews()
     layer_names = path_layers()
@@ -288,11 +294,11 @@ def build(tab, predictor, trained_model, shared_input):
                                        buttons=[], elem_id="inside-map", height=380)
                 gr.HTML(inside_views.legend_html())
             neighbours = ShownGallery([], columns=4, height=300, allow_preview=False, format="png", buttons=[],
-                                      label="Its 8 nearest test images", elem_id="inside-neighbours", scale=1)
+                                      label=f"Its {NEIGHBOURS} nearest test images", elem_id="inside-neighbours",
+                                      scale=1)
 
     selected = gr.State()       # (row layer name, channel) last clicked
     drawn = gr.State()          # input_key of what is on screen
-    opened = gr.State(False)    # whether this page has opened the tab: until then a new input costs nothing
 
     def model_for(choice_value, model):
         return chosen_model(choice_value, model, predictor)
@@ -315,8 +321,8 @@ def build(tab, predictor, trained_model, shared_input):
                     None)
         pixels = value.pixels
         path, activations = views.path(chosen, pixels, 1 if page_value.endswith("256") else 0)
-        probabilities, logits, parts = views.decision(chosen, activations["global_pool"])
-        map_value, neighbour_items, map_caption = views.feature_space(activations["global_pool"], shipped)
+        probabilities, logits, parts = views.decision(chosen, activations[FEATURES_LAYER])
+        map_value, neighbour_items, map_caption = views.feature_space(activations[FEATURES_LAYER], shipped)
         map_caption = f"{FEATURE_SPACE}\n{map_caption}"
         return (note, images.upscale_nearest(pixels, INPUT_SCALE), f"Input: **{html.escape(value.source)}**.",
                 gr.update(visible=True), *[f"**{path[name][1]}**" for name in layer_names],
@@ -329,13 +335,14 @@ def build(tab, predictor, trained_model, shared_input):
             return [gr.skip()] * len(outputs)
         return redraw(value, choice_value, model, page_value, selection)
 
-    def follow_model(value, choice_value, model, page_value, selection, opened_value):
-        if choice_value != TRAINED or not opened_value:
+    def follow_model(value, choice_value, model, page_value, selection, shown):
+        if choice_value != TRAINED or shown != TAB_ID:
             return [gr.skip()] * len(outputs)
         return redraw(value, choice_value, model, page_value, selection)
 
-    def follow_input(value, choice_value, model, page_value, selection, opened_value):
-        if not opened_value:
+    def follow_input(value, choice_value, model, page_value, selection, shown):
+        """A new input is drawn only while this tab shows: opening the tab catches up."""
+        if shown != TAB_ID:
             return [gr.skip()] * len(outputs)
         return redraw(value, choice_value, model, page_value, selection)
 
@@ -346,7 +353,7 @@ def build(tab, predictor, trained_model, shared_input):
             chosen, shipped, _ = model_for(choice_value, model)
             activations = chosen.activations(value.pixels)
             channels = inside_views.page_channels(activations[row].shape, 1 if page_value.endswith("256") else 0)
-            channel = inside_views.channel_at(*event.index, channels, features=row == "global_pool")
+            channel = inside_views.channel_at(*event.index, channels, features=row == FEATURES_LAYER)
             if channel is None:
                 return [gr.skip()] * 5
             return (*close_outputs(chosen, shipped, value.pixels, (row, channel), activations), (row, channel))
@@ -360,15 +367,18 @@ def build(tab, predictor, trained_model, shared_input):
                contributions_html, map_image, neighbours, map_line, close_map, close_kernels, close_gallery,
                close_line, drawn]
     state_inputs = [shared_input, choice, trained_model, page, selected]
-    shared_input.change(follow_input, inputs=[*state_inputs, opened], outputs=outputs, api_visibility="private")
+    # One queue group for every view of the tab, so that no client can run more than
+    # VIEW_CONCURRENCY redraws at once through the queue (private events are callable by fn_index).
+    group = {"api_visibility": "private", "concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
+    shared_input.change(follow_input, inputs=[*state_inputs, shown_tab], outputs=outputs, trigger_mode="always_last",
+                        **group)
     for control in (choice, page):
-        control.input(redraw, inputs=state_inputs, outputs=outputs, api_visibility="private")
-    trained_model.change(follow_model, inputs=[*state_inputs, opened], outputs=outputs, api_visibility="private")
-    tab.select(lambda: True, outputs=opened, api_visibility="private", show_progress="hidden").then(
-        refresh, inputs=[*state_inputs, drawn], outputs=outputs, api_visibility="private")
+        control.input(redraw, inputs=state_inputs, outputs=outputs, trigger_mode="always_last", **group)
+    trained_model.change(follow_model, inputs=[*state_inputs, shown_tab], outputs=outputs, **group)
+    tab.select(refresh, inputs=[*state_inputs, drawn], outputs=outputs, **group)
     for name, grid in grids.items():
         grid.select(pick(name), inputs=state_inputs[:4], outputs=[close_map, close_kernels, close_gallery,
-                                                                  close_line, selected], api_visibility="private")
+                                                                  close_line, selected], **group)
     example_gallery.select(pick_example, outputs=shared_input, api_visibility="private")
     return _WarmUp(views, predictor)
 

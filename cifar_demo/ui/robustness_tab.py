@@ -20,6 +20,11 @@ from cifar_demo.ui.explain_views import EXPLAIN_LABEL
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownImage, ShownPlot
 
+TAB_ID = "robustness"        # this tab's id in ui/app.py: views follow a new input only while it shows
+# The queue group of every view of the tab, and how many may run at once for all sessions
+# together (a corruption view is tens of milliseconds, an attack about a second).
+VIEW_GROUP = "robustness-views"
+VIEW_CONCURRENCY = 2
 CORRUPT = "Corruptions"
 ATTACK = "Adversarial pixels"
 FIRST_SEVERITY = 3
@@ -29,11 +34,12 @@ PROGRESS = gr.Progress()  # Gradio passes a live tracker to a handler whose argu
 NO_MODEL = "*Train a model in the Train tab and press “Use this model”: its curves can then be computed here.*"
 
 
-def build(tab, predictor, detector, trained_model, shared_input):
+def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     """Lays out `tab` around the shipped `predictor` and its OOD `detector` (first_view.Lazy
     stand-ins are fine: nothing reads them before an event); the input is the session's
     `shared_input` (a CurrentInput gr.State) or an example, and `trained_model` (the
-    session's gr.State) gets its own curves on request. Returns the FirstView that draws the
+    session's gr.State) gets its own curves on request; `shown_tab` (a gr.State) holds the
+    id of the tab the page shows. Returns the FirstView that draws the
     shipped model's curves."""
     examples = views.example_inputs(example_paths())
     running = views.OneAtATime()
@@ -90,10 +96,10 @@ def build(tab, predictor, detector, trained_model, shared_input):
         return (*corruption_views(choice, corruption, severity, current, center), gr.update(visible=False),
                 gr.skip(), gr.update(visible=shown is not None))
 
-    def follow_input(mode, *inputs):
-        """A new current input (it changes while another tab shows) is corrupted at once, a
-        few milliseconds; attacking it waits until this tab opens (tab.select)."""
-        return [gr.skip()] * len(refresh_outputs) if mode == ATTACK else refresh(mode, *inputs)
+    def follow_input(shown, mode, *inputs):
+        """A new current input is drawn only while this tab shows (a drawing changes it at
+        every stroke): opening the tab catches up (tab.select)."""
+        return [gr.skip()] * len(refresh_outputs) if shown != TAB_ID else refresh(mode, *inputs)
 
     def switch_mode(mode, *inputs):
         return gr.update(visible=mode == CORRUPT), gr.update(visible=mode == ATTACK), *refresh(mode, *inputs)
@@ -192,20 +198,24 @@ def build(tab, predictor, detector, trained_model, shared_input):
     views_out = [shown_line, seen, label, heatmap, ood_notice]
     refresh_inputs = [mode, choice, shared_input, corruption, severity, center, method, epsilon, attack_state]
     refresh_outputs = [*views_out, perturbation, attack_state, pictures]
-    quiet = {"api_visibility": "private", "show_progress": "hidden"}
+    # One queue group for every view of the tab (an attack takes about a second): no client
+    # runs more than VIEW_CONCURRENCY at once through the queue, and a slow attack cannot land
+    # after a newer view of the same page.
+    group = {"concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
+    quiet = {"api_visibility": "private", "show_progress": "hidden", **group}
 
     gr.on([severity.release, corruption.input], corruption_views,
           inputs=[choice, corruption, severity, shared_input, center], outputs=views_out, api_name="corrupt",
-          preprocess=False, show_progress="hidden", trigger_mode="always_last")
+          preprocess=False, show_progress="hidden", trigger_mode="always_last", **group)
     gr.on([epsilon.release, method.input], attack_views,
           inputs=[choice, shared_input, method, epsilon, attack_state], outputs=refresh_outputs,
           trigger_mode="always_last", **quiet)
     gr.on([choice.input, tab.select], refresh, inputs=refresh_inputs, outputs=refresh_outputs,
           trigger_mode="always_last", **quiet)
-    shared_input.change(follow_input, inputs=refresh_inputs, outputs=refresh_outputs, trigger_mode="always_last",
-                        **quiet)
+    shared_input.change(follow_input, inputs=[shown_tab, *refresh_inputs], outputs=refresh_outputs,
+                        trigger_mode="always_last", **quiet)
     mode.input(switch_mode, inputs=refresh_inputs, outputs=[corruption_controls, attack_controls, *refresh_outputs],
-               **quiet)
+               trigger_mode="always_last", **quiet)
     seen.select(place_square, inputs=[mode, choice, severity, shared_input],
                 outputs=[center, corruption, severity, *views_out], **quiet)
     compute.click(session_curves, inputs=trained_model, outputs=[yours_summary, yours_curves],

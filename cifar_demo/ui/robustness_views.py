@@ -17,7 +17,7 @@ from cifar_demo.robustness import corruption_accuracy, load_report
 from cifar_demo.ui.current_input import CurrentInput
 from cifar_demo.ui.explain_views import TOP_CLASS, explanation, ood_notice_html
 
-CURRENT = "The current input (Classify or Mistakes)"
+CURRENT = "The current input (from Classify, Mistakes or Inside the network)"
 SCALE = 8                   # the 32x32 views are shown at 256x256: a click lands on pixel (y // 8, x // 8)
 SEED = 0                    # live noise, angles and directions: the same settings always show the same image
 HEATMAP_OPACITY = 0.5
@@ -41,13 +41,15 @@ def chosen_input(choice, current, examples):
     """The input to show: the session's CurrentInput (None when it has none yet) or an example."""
     if choice == CURRENT:
         return current
-    if choice not in examples:
+    if not isinstance(choice, str) or choice not in examples:
         raise ValueError(f"unknown input {choice!r}: choose {CURRENT!r} or one of {', '.join(examples)}")
     return examples[choice]
 
 
 def corruption_name(value):
     """The registry name of a corruption given by that name or its display name."""
+    if not isinstance(value, str):
+        raise ValueError(f"unknown corruption {value!r}: one of {', '.join(CORRUPTIONS)}")
     if value in CORRUPTIONS:
         return value
     by_display = {display: name for name, display in DISPLAY_NAMES.items()}

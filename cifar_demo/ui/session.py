@@ -1,5 +1,5 @@
-"""What one browser session owns: the model it trained, shared by the Train, Classify and
-Mistakes tabs through a gr.State and freed with the session."""
+"""What one browser session owns: the model it trained, shared by the Train, Classify,
+Mistakes, Inside the network and Robustness tabs through a gr.State and freed with the session."""
 
 import logging
 from dataclasses import dataclass
