@@ -107,15 +107,15 @@ def test_top_images_per_channel_are_the_brute_force_top_k_and_survive_the_file(t
 
 def test_top_images_kept_chunk_by_chunk_during_a_run_evaluation_are_the_brute_force_top_k(tiny, generated,
                                                                                            monkeypatch):
-    """What a run's test evaluation keeps (predict_with_peaks in uneven chunks, RunningTopK)
-    against a plain Keras sub-model over all the images at once; then what the tab shows of it."""
+    """What a run's test evaluation keeps (predict_with_peaks chunk by chunk, RunningTopK)
+    against a plain Keras sub-model over all the images at once; then what the tab shows of it.
+    Chunks of one size: one compilation on jax and torch (uneven chunks: the next test)."""
     images, labels = generated
     layers = top_layers(tiny.activation_layers())
     running, features = RunningTopK(layers), []
-    chunks = [(start, min(start + 7, len(images))) for start in range(0, len(images), 7)]  # 6 chunks, the last of 5
-    for start, stop in chunks:
-        probabilities, peaks = tiny.predict_with_peaks(images[start:stop], (*layers, FEATURES_LAYER))
-        np.testing.assert_allclose(probabilities, tiny.predict_proba(images[start:stop]), atol=1e-6)
+    for start in range(0, len(images), 8):
+        probabilities, peaks = tiny.predict_with_peaks(images[start : start + 8], (*layers, FEATURES_LAYER))
+        np.testing.assert_allclose(probabilities, tiny.predict_proba(images[start : start + 8]), atol=1e-6)
         running.add(peaks)
         features.append(peaks[FEATURES_LAYER])
     kept = trained_top_activations(running, np.concatenate(features))

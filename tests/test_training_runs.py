@@ -47,14 +47,14 @@ def drain_in_background(run):
 
 
 def test_a_run_streams_engine_events_then_test_progress_then_results(monkeypatch):
-    monkeypatch.setattr(training_runs, "TEST_CHUNK", 40)
+    monkeypatch.setattr(training_runs, "TEST_CHUNK", 50)
     data = toy_dataset(train=256, test=100)
     run = TrainingSlot().start(TINY, data, owner="alice")
     events = drain(run)
     kinds = [type(event) for event in events]
     assert kinds[0] is training.RunStarted and kinds[-1] is RunFinished
     assert kinds.index(training.RunEnded) < kinds.index(EvaluationProgress)
-    assert [e.done for e in events if isinstance(e, EvaluationProgress)] == [40, 80, 100]
+    assert [e.done for e in events if isinstance(e, EvaluationProgress)] == [50, 100]
     finished = events[-1]
     assert finished.report["images"] == 100 and finished.probabilities.shape == (100, 10)
     assert not finished.result.stopped and not finished.time_limited
