@@ -13,6 +13,9 @@ among them once, PNG-compressed as one strip. Every one of the nine convolutions
 the 10,000 test images' pooled features), every test image's 2-D position and label, and
 the stored images' positions in PCA_COMPONENTS dimensions (their nearest-neighbour search
 space) complete it; the neighbours of an input are found among the stored images.
+
+A model trained in a session gets the same views from its run's test evaluation, in the
+same pass (RunningTopK, TrainedTopActivations), with indices in place of pixels.
 """
 
 import io
@@ -48,6 +51,77 @@ def top_k_per_channel(peaks, k=TOP_K):
         raise ValueError(f"top_k_per_channel needs (N, C) peaks with N >= k = {k}, got shape {peaks.shape}")
     order = np.argsort(-peaks, axis=0, kind="stable")[:k].T
     return order, np.take_along_axis(peaks.T, order, axis=1)
+
+
+@dataclass(frozen=True)
+class TrainedTopActivations:
+    """TopActivations of a session's model, kept during its run's test evaluation (the same
+    pass, RunningTopK and trained_top_activations): each stored channel's top test images
+    as indices and peaks, no pixels (those stay in the dataset the run used), and the
+    feature map, every tested image in the PCA search space (1.3 MB for 10,000 images)."""
+
+    layers: tuple               # top_layers of the model
+    indices: dict               # layer -> int (C, <= TOP_K) test-image indices, largest peak first
+    values: dict                # layer -> float32 (C, <= TOP_K) their peaks
+    tested: int                 # the first `tested` test images (fewer when the run was stopped)
+    mean: np.ndarray            # float32 (D,): the tested images' pooled features' mean
+    axes: np.ndarray            # float32 (components, D)
+    explained: np.ndarray       # float32 (components,)
+    points: np.ndarray          # float32 (tested, components): each tested image on the axes
+
+    def nearest(self, features, count=NEIGHBOURS):
+        """(test-image indices, distances) of the tested images nearest to one input's
+        pooled features, in the PCA search space; nearest first."""
+        distances = np.linalg.norm(self.points - project(features, self.mean, self.axes), axis=1)
+        order = np.argsort(distances, kind="stable")[:count]
+        return order, distances[order]
+
+
+class RunningTopK:
+    """Each channel's top k images over batches that arrive in order, keeping only k
+    candidates per channel between batches, so a whole test set never sits in memory. The
+    result equals top_k_per_channel over all the batches at once, ties included: the kept
+    candidates precede the new batch (lower indices) and the sort is stable."""
+
+    def __init__(self, layers, k=TOP_K):
+        if not k >= 1:
+            raise ValueError(f"RunningTopK keeps k >= 1 images per channel, got k = {k!r}")
+        self.layers, self.k, self.seen = tuple(layers), k, 0
+        self._indices, self._values = {}, {}
+
+    def add(self, peaks):
+        """Takes the next batch's {layer: (n, C) peaks} (Predictor.channel_peaks); other layers are ignored."""
+        counts = {len(peaks[name]) for name in self.layers}
+        if len(counts) != 1:
+            raise ValueError(f"RunningTopK.add needs one batch of images for every layer, got sizes {sorted(counts)}")
+        count = counts.pop()
+        if count == 0:
+            return
+        for name in self.layers:
+            values = np.asarray(peaks[name], np.float32)
+            indices = np.broadcast_to(np.arange(self.seen, self.seen + count)[:, None], values.shape)
+            if name in self._values:
+                values = np.concatenate([self._values[name].T, values])
+                indices = np.concatenate([self._indices[name].T, indices])
+            order, self._values[name] = top_k_per_channel(values, min(self.k, len(values)))
+            self._indices[name] = np.take_along_axis(indices.T, order, axis=1)
+        self.seen += count
+
+    def kept(self):
+        """(indices, values): {layer: (C, min(k, seen))} each, largest first."""
+        return dict(self._indices), dict(self._values)
+
+
+def trained_top_activations(running, features):
+    """TrainedTopActivations from a RunningTopK fed every tested image and those images'
+    pooled features (N, D), in the same order."""
+    features = np.asarray(features, np.float32)
+    if len(features) != running.seen:
+        raise ValueError(f"trained_top_activations needs the features of the {running.seen} images the top images "
+                         f"were chosen from, got {len(features)}")
+    mean, axes, explained = fit_pca(features)
+    return TrainedTopActivations(running.layers, *running.kept(), running.seen, mean, axes, explained,
+                                 project(features, mean, axes))
 
 
 def fit_pca(features, components=PCA_COMPONENTS):

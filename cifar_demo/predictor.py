@@ -61,6 +61,7 @@ class Predictor:
         self._explain_function = None
         self._peaks_function = None
         self._layer_functions = {}  # tuple of layer names -> compiled pass (_layer_function)
+        self._evaluation_functions = {}  # tuple of layer names -> compiled pass (predict_with_peaks)
         self._build_lock = threading.Lock()
 
     def refresh_weights(self):
@@ -215,11 +216,40 @@ class Predictor:
              else np.zeros((0, self.model.get_layer(name).output.shape[-1]), np.float32))
             for i, name in enumerate(names))
 
+    def predict_with_peaks(self, images, layers):
+        """(predict_proba (N, 10), {layer: channel_peaks (N, C)} for `layers`) in one pass of
+        uint8 (N, 32, 32, 3) images: a run's test evaluation keeps each channel's top images
+        without a second pass over the test set."""
+        images = _check_batch(images, "predict_with_peaks")
+        layers = tuple(layers)
+        for name in layers:
+            self.model.get_layer(name)  # ValueError naming the layer when the model has none
+        if len(images) == 0:
+            raise ValueError("predict_with_peaks needs at least one image")
+        with self._build_lock:
+            if layers not in self._evaluation_functions:
+                self._evaluation_functions[layers] = self._build_evaluation(layers)
+        function = self._evaluation_functions[layers]
+        batches = [function(images[start : start + BATCH_SIZE].astype(np.float32))
+                   for start in range(0, len(images), BATCH_SIZE)]
+        probabilities = np.concatenate([batch[0] for batch in batches]).astype(np.float32)
+        return probabilities, OrderedDict(
+            (name, np.concatenate([batch[i + 1] for batch in batches]).astype(np.float32))
+            for i, name in enumerate(layers))
+
+    def _build_evaluation(self, layers):
+        def outputs(images):
+            computed = self._network.outputs(images)
+            logits = keras.ops.cast(computed[LOGITS_LAYER], "float32")
+            return (keras.ops.softmax(logits / self._temperature, axis=-1),
+                    *(_peaks(computed, name) for name in layers))
+
+        return compile_inference(self._network.variables, outputs)
+
     def _build_peaks(self, names):
         def outputs(images):
             layers = self._network.outputs(images)
-            return tuple(keras.ops.cast(keras.ops.max(layers[name], axis=(1, 2)) if name != FEATURES_LAYER
-                                        else layers[name], "float32") for name in names)
+            return tuple(_peaks(layers, name) for name in names)
 
         return compile_inference(self._network.variables, outputs)
 
@@ -420,6 +450,13 @@ def gradcam_by_autodiff(model, layer_name, images, class_indices):
     )
     weights = gradients.mean(axis=(1, 2), keepdims=True)
     return np.maximum((weights * activations).sum(axis=-1), 0.0).astype(np.float32)
+
+
+def _peaks(layers, name):
+    """float32 (N, C): each channel's largest value over positions in layer `name` of the
+    computed `layers`, or the pooled features themselves (FEATURES_LAYER)."""
+    value = layers[name] if name == FEATURES_LAYER else keras.ops.max(layers[name], axis=(1, 2))
+    return keras.ops.cast(value, "float32")
 
 
 def _chosen_classes(logits, class_indices):

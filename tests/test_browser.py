@@ -101,6 +101,14 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     page.locator("#inside-model").get_by_label("Your trained model").check()
     page.locator("#inside-notice").get_by_text("Showing your trained model").wait_for()
     page.locator("#inside-input-line").get_by_text("your image from the Classify tab").wait_for()
+    page.locator("#inside-map-line").get_by_text("Your model's pooled features of the 300 test images").wait_for()
+    wait_for_loaded_image(page, "#inside-stage3_conv3_relu img")  # its top images, kept by its run's test pass
+    grid = page.locator("#inside-stage3_conv3_relu img")
+    ratio = grid.bounding_box()["width"] / grid.evaluate("image => image.naturalWidth")
+    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 2
+    page.locator("#inside-close-line").get_by_text("activate it most for your model, among all 300").wait_for()
+    page.locator("#inside-top .thumbnail-item").nth(8).wait_for()
+    assert page.locator("#inside-top .thumbnail-item").count() == 9
 
     # Another browser session never sees this model...
     other = browser.new_page(viewport=LAPTOP)

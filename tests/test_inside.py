@@ -6,17 +6,21 @@ import keras
 import numpy as np
 import pytest
 
-from cifar_demo import Predictor
+from cifar_demo import Predictor, data
 from cifar_demo.artifacts import SHIPPED_WEIGHTS, inside_path_for
+from cifar_demo.data import Cifar10
 from cifar_demo.evaluate import main as evaluate_main
 from cifar_demo.inside import (
     TOP_K,
+    RunningTopK,
     TopActivations,
     compute_top_activations,
     contributions,
     fit_pca,
     project,
     top_k_per_channel,
+    top_layers,
+    trained_top_activations,
 )
 from cifar_demo.model import FEATURES_LAYER, build_model
 from cifar_demo.predictions import file_sha256
@@ -99,6 +103,54 @@ def test_top_images_per_channel_are_the_brute_force_top_k_and_survive_the_file(t
     assert [caption.split()[0] for _, caption in items] == [f"#{i}" for i in loaded.indices["stage2_conv3_relu"][3]]
     assert len(items) == TOP_K and "activate it most" in line
     assert views.top_images(tiny, "stage2_conv1_relu", 3, shipped=True)[0] == []  # not stored: a line says where
+
+
+def test_top_images_kept_chunk_by_chunk_during_a_run_evaluation_are_the_brute_force_top_k(tiny, generated,
+                                                                                           monkeypatch):
+    """What a run's test evaluation keeps (predict_with_peaks chunk by chunk, RunningTopK)
+    against a plain Keras sub-model over all the images at once; then what the tab shows of it.
+    Chunks of one size: one compilation on jax and torch (uneven chunks: the next test)."""
+    images, labels = generated
+    layers = top_layers(tiny.activation_layers())
+    running, features = RunningTopK(layers), []
+    for start in range(0, len(images), 8):
+        probabilities, peaks = tiny.predict_with_peaks(images[start : start + 8], (*layers, FEATURES_LAYER))
+        np.testing.assert_allclose(probabilities, tiny.predict_proba(images[start : start + 8]), atol=1e-6)
+        running.add(peaks)
+        features.append(peaks[FEATURES_LAYER])
+    kept = trained_top_activations(running, np.concatenate(features))
+    assert kept.tested == len(images) and kept.layers == tuple(layers)
+    outputs = oracle(tiny, [*layers, FEATURES_LAYER], images)
+    for name in layers:
+        peaks = outputs[name].max(axis=(1, 2))  # (N, C): brute force
+        expected = -np.sort(-peaks, axis=0)[:TOP_K].T
+        np.testing.assert_allclose(kept.values[name], expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.take_along_axis(peaks.T, kept.indices[name], axis=1), expected,
+                                   rtol=1e-4, atol=1e-4)
+    mean, axes, _ = fit_pca(outputs[FEATURES_LAYER])
+    np.testing.assert_allclose(kept.points, project(outputs[FEATURES_LAYER], mean, axes), atol=1e-3)
+
+    monkeypatch.setattr(data, "load_cifar10_cached", lambda: Cifar10(images, labels, images, labels))
+    views = inside_tab.InsideViews(lambda: (None, "no file"))
+    items, line = views.top_images(tiny, "stage3_conv3_relu", 5, shipped=False, tops=kept)
+    assert [caption.split()[0] for _, caption in items] == [f"#{i}" for i in kept.indices["stage3_conv3_relu"][5]]
+    assert len(items) == TOP_K and f"among all {len(images)} test images" in line
+    image, neighbours, caption = views.feature_space(outputs[FEATURES_LAYER][12], False, kept)
+    assert image is not None and neighbours[0][1].startswith("#12 ") and "Your model's pooled features" in caption
+
+
+@pytest.mark.same_on_every_backend
+def test_running_top_k_over_chunks_equals_top_k_at_once_ties_included():
+    peaks = np.random.default_rng(4).integers(0, 4, size=(50, 6)).astype(np.float32)  # many ties
+    running = RunningTopK(["a"], k=5)
+    for start, stop in ((0, 3), (3, 3), (3, 20), (20, 21), (21, 50)):  # an empty chunk, a chunk of one
+        running.add({"a": peaks[start:stop]})
+    indices, values = running.kept()
+    expected_indices, expected_values = top_k_per_channel(peaks, k=5)
+    np.testing.assert_array_equal(indices["a"], expected_indices)
+    np.testing.assert_array_equal(values["a"], expected_values)
+    with pytest.raises(ValueError, match="one batch of images for every layer"):
+        RunningTopK(["a", "b"]).add({"a": peaks[:3], "b": peaks[:4]})
 
 
 @pytest.mark.same_on_every_backend

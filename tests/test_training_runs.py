@@ -6,9 +6,10 @@ import math
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from cifar_demo import training
+from cifar_demo import inside, training
 from cifar_demo.artifacts import SHIPPED_WEIGHTS
 from cifar_demo.ui import train_form, training_runs
 from cifar_demo.ui.training_runs import (
@@ -45,17 +46,27 @@ def drain_in_background(run):
     return thread, events
 
 
-def test_a_run_streams_engine_events_then_test_progress_then_results():
+def test_a_run_streams_engine_events_then_test_progress_then_results(monkeypatch):
+    monkeypatch.setattr(training_runs, "TEST_CHUNK", 50)
     data = toy_dataset(train=256, test=100)
     run = TrainingSlot().start(TINY, data, owner="alice")
     events = drain(run)
     kinds = [type(event) for event in events]
     assert kinds[0] is training.RunStarted and kinds[-1] is RunFinished
     assert kinds.index(training.RunEnded) < kinds.index(EvaluationProgress)
-    assert [e.done for e in events if isinstance(e, EvaluationProgress)] == [100]
+    assert [e.done for e in events if isinstance(e, EvaluationProgress)] == [50, 100]
     finished = events[-1]
     assert finished.report["images"] == 100 and finished.probabilities.shape == (100, 10)
     assert not finished.result.stopped and not finished.time_limited
+    # The same chunks kept each channel's top test images: those of all 100 at once.
+    kept = finished.top_activations
+    peaks = finished.predictor.channel_peaks(data.x_test)
+    assert kept.tested == 100 and len(kept.layers) == 3
+    for name in kept.layers:
+        expected = -np.sort(-peaks[name], axis=0)[: inside.TOP_K].T
+        np.testing.assert_allclose(kept.values[name], expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.take_along_axis(peaks[name].T, kept.indices[name], axis=1), expected,
+                                   rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.same_on_every_backend

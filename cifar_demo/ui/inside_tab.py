@@ -6,7 +6,9 @@ The whole path (one channel mosaic per stage), one channel up close (its map ove
 input, its kernels, the test images that activate it most), the decision (logits and the
 pooled features' contributions) and the feature-space map. The top images and the map come
 from the file `evaluate --write-top-activations` writes beside the shipped weights
-(cifar_demo.inside); everything else is computed per input, in one pass of the network.
+(cifar_demo.inside); a session's model keeps both from its run's test evaluation
+(TrainedModel.top_activations: test-image indices, the pixels come from the dataset it was
+tested on). Everything else is computed per input, in one pass of the network.
 """
 
 import hashlib
@@ -18,7 +20,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from cifar_demo import CLASSES, images
+from cifar_demo import CLASSES, data, images
 from cifar_demo.artifacts import EXAMPLES_DIR, SHIPPED_WEIGHTS, inside_path_for
 from cifar_demo.inside import NEIGHBOURS, TopActivations, contributions, dense_weights, kernels_of, project
 from cifar_demo.metrics import softmax
@@ -177,12 +179,12 @@ class InsideViews:
         label = {name: float(p) for name, p in zip(CLASSES, probabilities, strict=True)}
         return label, logits_html, parts_html
 
-    def feature_space(self, features, shipped):
-        """(map image or None, neighbours gallery items, caption)."""
-        top, problem = self.top()
+    def feature_space(self, features, shipped, tops=None):
+        """(map image or None, neighbours gallery items, caption), from the shipped file or a
+        session model's `tops`."""
         if not shipped:
-            return None, [], ("*The feature map and its neighbours are the shipped model's (precomputed over the test "
-                              "set); your model's features live in a space of their own.*")
+            return _trained_feature_space(features, tops)
+        top, problem = self.top()
         if top is None:
             return None, [], f"*{problem}*"
         background, bounds = self._background.get()
@@ -199,9 +201,10 @@ class InsideViews:
                    "variance; distance in brackets).")
         return image, items, caption
 
-    def close_up(self, predictor, pixels, layer, channel, shipped, activations=None):
+    def close_up(self, predictor, pixels, layer, channel, shipped, activations=None, tops=None):
         """(map over the input, kernels image, top images gallery items, caption) of one
-        channel of a convolution output (`activations`: the input's, when already computed)."""
+        channel of a convolution output (`activations`: the input's, when already computed;
+        `tops`: a session model's TrainedTopActivations)."""
         activations = predictor.activations(pixels) if activations is None else activations
         channel_map = activations[layer][:, :, channel]
         overlay = inside_views.enlarged_map(channel_map, pixels)
@@ -211,15 +214,15 @@ class InsideViews:
                 f"one 3x3 patch per input channel ({kernel.shape[-1]}), blue negative, red positive")
         caption = (f"**{layer}, channel {channel}** (peak {float(channel_map.max()):.2f} for this input). "
                    f"Kernels of {layer.removesuffix('_relu')}, {kind} (before batch norm's per-channel scale).")
-        items, note = self.top_images(predictor, layer, channel, shipped)
+        items, note = self.top_images(predictor, layer, channel, shipped, tops)
         return overlay, kernels, items, f"### One channel up close\n{caption} {note}"
 
-    def top_images(self, predictor, layer, channel, shipped):
+    def top_images(self, predictor, layer, channel, shipped, tops=None):
         """(gallery items, a line): the test images that activate this channel most, each
-        with its own map, from the shipped file."""
-        top, problem = self.top()
+        with its own map, from the shipped file or a session model's `tops`."""
         if not shipped:
-            return [], "Top test images are precomputed for the shipped model only."
+            return self._trained_top_images(predictor, layer, channel, tops)
+        top, problem = self.top()
         if top is None:
             return [], problem
         if layer not in top.indices:
@@ -230,16 +233,63 @@ class InsideViews:
             items = self._top_images.get(key)
         if items is None:
             indices, values = top.indices[layer][channel], top.values[layer][channel]
-            batch = np.stack([top.image(index) for index in indices])
-            maps = predictor.batch_activations(batch)[layer][..., channel]
-            side = 32 * TOP_SCALE
-            items = [(inside_views.enlarged_map(channel_map, pixels, side), f"#{index} peak {value:.2f}")
-                     for channel_map, pixels, index, value in zip(maps, batch, indices, values, strict=True)]
+            items = _top_items(predictor, layer, channel, np.stack([top.image(index) for index in indices]), indices,
+                               values)
             with self._lock:
                 self._top_images[key] = items
                 while len(self._top_images) > CACHED_CHANNELS:
                     self._top_images.popitem(last=False)
         return items, f"The {len(items)} test images that activate it most, each with its own map:"
+
+    @staticmethod
+    def _trained_top_images(predictor, layer, channel, tops):
+        """top_images for a session's model, from the indices its run kept (not cached: the
+        model is the session's own, and nine images cost one small batch)."""
+        if tops is None:
+            return [], "No top test images were kept for this model."
+        if layer not in tops.indices:
+            return [], (f"Top test images are kept for each stage's last convolution ({', '.join(tops.layers)}); "
+                        "pick a channel there or in a pooling row.")
+        try:
+            test_images = data.load_cifar10_cached().x_test
+        except ValueError as error:
+            return [], f"The test images are not available: {error}"
+        indices = tops.indices[layer][channel]
+        items = _top_items(predictor, layer, channel, test_images[indices], indices, tops.values[layer][channel])
+        among = (f"all {tops.tested:,} test images" if tops.tested == len(test_images) else
+                 f"the first {tops.tested:,} test images only (the run was stopped, and tested on those)")
+        return items, (f"The {len(items)} test images that activate it most for your model, among {among}, each "
+                       "with its own map:")
+
+
+def _trained_feature_space(features, tops):
+    """feature_space for a session's model: its own map, drawn per redraw from the tested
+    images' positions its run kept (a few milliseconds), neighbours among those images."""
+    if tops is None:
+        return None, [], "*No feature map was kept for this model.*"
+    try:
+        dataset = data.load_cifar10_cached()
+    except ValueError as error:
+        return None, [], f"*The test images are not available: {error}*"
+    background, bounds = inside_views.map_background(tops.points[:, :2], dataset.y_test[: tops.tested])
+    image = inside_views.map_with_marker(background, bounds, project(features, tops.mean, tops.axes)[:2])
+    indices, distances = tops.nearest(features)
+    items = [(images.upscale_nearest(dataset.x_test[index], TOP_SCALE),
+              f"#{index} {CLASSES[dataset.y_test[index]]} ({distance:.1f})")
+             for index, distance in zip(indices, distances, strict=True)]
+    caption = (f"Your model's pooled features of the {tops.tested:,} test images its run was tested on, on their "
+               f"first two principal axes (PCA: {tops.explained[:2].sum():.0%} of the variance), coloured by true "
+               f"class. Beside it: the {len(items)} nearest of them, measured on the first {len(tops.explained)} "
+               f"axes ({tops.explained.sum():.0%} of the variance; distance in brackets).")
+    return image, items, caption
+
+
+def _top_items(predictor, layer, channel, batch, indices, values):
+    """Gallery items of top images: each image with its own map of the channel, index and peak."""
+    maps = predictor.batch_activations(batch)[layer][..., channel]
+    side = 32 * TOP_SCALE
+    return [(inside_views.enlarged_map(channel_map, pixels, side), f"#{index} peak {value:.2f}")
+            for channel_map, pixels, index, value in zip(maps, batch, indices, values, strict=True)]
 
 
 def build(tab, predictor, trained_model, shared_input, shown_tab):
@@ -303,7 +353,7 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
     def model_for(choice_value, model):
         return chosen_model(choice_value, model, predictor)
 
-    def close_outputs(chosen, shipped, pixels, selection, activations=None):
+    def close_outputs(chosen, shipped, model, pixels, selection, activations=None):
         if selection is None:
             return None, None, [], PICK_CHANNEL
         row, channel = selection
@@ -311,7 +361,8 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
         activations = chosen.activations(pixels) if activations is None else activations
         if channel >= activations[layer].shape[-1]:  # a narrower model than the one clicked
             return None, None, [], PICK_CHANNEL
-        return views.close_up(chosen, pixels, layer, channel, shipped, activations)
+        return views.close_up(chosen, pixels, layer, channel, shipped, activations,
+                              None if shipped else model.top_activations)
 
     def redraw(value, choice_value, model, page_value, selection):
         chosen, shipped, note = model_for(choice_value, model)
@@ -322,13 +373,15 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
         pixels = value.pixels
         path, activations = views.path(chosen, pixels, 1 if page_value.endswith("256") else 0)
         probabilities, logits, parts = views.decision(chosen, activations[FEATURES_LAYER])
-        map_value, neighbour_items, map_caption = views.feature_space(activations[FEATURES_LAYER], shipped)
+        map_value, neighbour_items, map_caption = views.feature_space(activations[FEATURES_LAYER], shipped,
+                                                                      None if shipped else model.top_activations)
         map_caption = f"{FEATURE_SPACE}\n{map_caption}"
         return (note, images.upscale_nearest(pixels, INPUT_SCALE), f"Input: **{html.escape(value.source)}**.",
                 gr.update(visible=True), *[f"**{path[name][1]}**" for name in layer_names],
                 *[path[name][0] for name in layer_names],
                 probabilities, logits, parts, map_value, neighbour_items, map_caption,
-                *close_outputs(chosen, shipped, pixels, selection, activations), input_key(value, choice_value, model))
+                *close_outputs(chosen, shipped, model, pixels, selection, activations),
+                input_key(value, choice_value, model))
 
     def refresh(value, choice_value, model, page_value, selection, drawn_key):
         if drawn_key is not None and drawn_key == input_key(value, choice_value, model):
@@ -356,7 +409,7 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
             channel = inside_views.channel_at(*event.index, channels, features=row == FEATURES_LAYER)
             if channel is None:
                 return [gr.skip()] * 5
-            return (*close_outputs(chosen, shipped, value.pixels, (row, channel), activations), (row, channel))
+            return (*close_outputs(chosen, shipped, model, value.pixels, (row, channel), activations), (row, channel))
         return handler
 
     def pick_example(event: gr.SelectData):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cifar_demo.inside import TrainedTopActivations
 from cifar_demo.predictor import Predictor
 
 LOG = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ class TrainedModel:
     predictor: Predictor
     summary: str              # e.g. "3-epoch run, 64.4% test accuracy"
     test_probabilities: np.ndarray  # (N, 10) on the official test set, for the Mistakes tab
+    top_activations: TrainedTopActivations | None = None  # for the Inside the network tab
 
 
 def free_trained_model(model):

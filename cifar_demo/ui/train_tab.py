@@ -280,7 +280,8 @@ def build(trained_model, tab):
                     yield finish(event, view)
                     return
                 if isinstance(event, EvaluationProgress):
-                    testing = f"Testing on the official test set: {event.done:,}/{event.total:,} images..."
+                    testing = (f"Testing on the official test set and finding each channel's top images: "
+                               f"{event.done:,}/{event.total:,} images...")
                     yield {status: progress_html(event.done / event.total, testing)}
                     continue
                 if event is not None:
@@ -298,7 +299,7 @@ def build(trained_model, tab):
         dataset = data.load_cifar10_cached()
         x_test, y_test = dataset.x_test[:GRID_IMAGES], dataset.y_test[:GRID_IMAGES]
         summary = f"{view.config.epochs}-epoch run, {report['accuracy']:.1%} test accuracy"
-        model = TrainedModel(outcome.predictor, summary, outcome.probabilities)
+        model = TrainedModel(outcome.predictor, summary, outcome.probabilities, outcome.top_activations)
         ending = "Stopped; evaluated what it had learned." if outcome.result.stopped else "Done."
         return {
             status: progress_html(1, ending, "done"),

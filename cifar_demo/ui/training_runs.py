@@ -28,8 +28,9 @@ import numpy as np
 
 from cifar_demo import zerogpu
 from cifar_demo.backend import device_scope
+from cifar_demo.inside import RunningTopK, TrainedTopActivations, top_layers, trained_top_activations
 from cifar_demo.metrics import summarize
-from cifar_demo.model import build_model, scaled_widths
+from cifar_demo.model import FEATURES_LAYER, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import BatchEnded, RunEnded, Trainer, TrainResult
 
@@ -52,6 +53,7 @@ class RunFinished:
     report: dict              # metrics.summarize on the official test set
     probabilities: np.ndarray # float32 (N, 10) on the official test images, official order
     time_limited: bool        # stopped by the time limit rather than by the user
+    top_activations: TrainedTopActivations  # its channels' top test images and its feature map
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class TrainedWeights:
     report: dict
     probabilities: np.ndarray
     time_limited: bool
+    top_activations: TrainedTopActivations
 
 
 class RunRefused(RuntimeError):
@@ -176,7 +179,8 @@ def failure_message(error):
 
 
 def training_events(config, data, stop, max_seconds, poll_seconds=0.5):
-    """Trains `config` on `data` and evaluates it on the test set, yielding the engine's
+    """Trains `config` on `data` and evaluates it on the test set (in the same pass keeping
+    each channel's top test images for the Inside the network tab), yielding the engine's
     events, None every `poll_seconds` without one (so the page can refresh), then
     EvaluationProgress, then TrainedWeights or RunFailed. Stops after the current batch
     once `stop` is set or after `max_seconds`, keeping what it learned; closing the
@@ -243,15 +247,22 @@ def training_events(config, data, stop, max_seconds, poll_seconds=0.5):
     # a yield.
     with device_scope(trainer.device):
         predictor = Predictor(result.model)
-    chunks = []
+    tops = RunningTopK(top_layers(predictor.activation_layers()))
+    chunks, features = [], []
     for start in range(0, tested, TEST_CHUNK):
         with device_scope(trainer.device):
-            chunks.append(predictor.predict_proba(data.x_test[start : min(start + TEST_CHUNK, tested)]))
+            scored, peaks = predictor.predict_with_peaks(data.x_test[start : min(start + TEST_CHUNK, tested)],
+                                                         (*tops.layers, FEATURES_LAYER))
+        chunks.append(scored)
+        tops.add(peaks)
+        features.append(peaks[FEATURES_LAYER])
         yield EvaluationProgress(min(start + TEST_CHUNK, tested), tested)
     probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+    top_activations = trained_top_activations(tops, np.concatenate(features))
     weights = [np.asarray(w, dtype=np.float32) for w in result.model.get_weights()]
     yield TrainedWeights(weights, result.config, result.history, result.stopped, result.steps,
-                         summarize(probabilities, data.y_test[:tested]), probabilities, limit["hit"])
+                         summarize(probabilities, data.y_test[:tested]), probabilities, limit["hit"],
+                         top_activations)
 
 
 def on_this_machine(weights):
@@ -261,7 +272,8 @@ def on_this_machine(weights):
     model.set_weights(weights.weights)
     result = TrainResult(model=model, config=weights.config, history=weights.history, stopped=weights.stopped,
                          steps=weights.steps)
-    return RunFinished(result, Predictor(model), weights.report, weights.probabilities, weights.time_limited)
+    return RunFinished(result, Predictor(model), weights.report, weights.probabilities, weights.time_limited,
+                       weights.top_activations)
 
 
 # The generator the runs iterate: on ZeroGPU, inside the GPU lease (cifar_demo/zerogpu.py).
