@@ -111,7 +111,7 @@ def main(argv=None):
                         help="also write the test-set probabilities and the mistakes' pixels for the Mistakes tab "
                         "(default file, for the shipped weights only: weights/test_predictions.npz)")
     parser.add_argument("--write-top-activations", action="store_true",
-                        help="instead: the test images that activate each channel of each stage's last convolution "
+                        help="instead: the test images that activate each channel of each convolution "
                         "most, and the PCA feature map of the pooled features, written beside the weights "
                         "(<name>.inside.npz) for the Inside the network tab")
     parser.add_argument("--corruptions", action="store_true",

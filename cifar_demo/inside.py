@@ -4,12 +4,12 @@ computed over the test set by `python -m cifar_demo.evaluate --write-top-activat
 a compact file beside the weights; and the contributions of the pooled features to a logit.
 NumPy only, no Gradio.
 
-The file (`<name>.inside.npz`, artifacts.inside_path_for) holds, for the last convolution of
-each stage (the maps the pooling layers read; 64 + 128 + 256 channels), the indices and
-peak values of the TOP_K test images per channel, and the pixels of each distinct image
-among them once, PNG-compressed as one strip. Every one of the nine convolutions would need
-3,875 distinct images (8.4 MB as PNG) for the shipped weights; the three stage outputs need
-1,913 (4.1 MB). The feature map's projection (the first PCA_COMPONENTS principal axes of
+The file (`<name>.inside.npz`, artifacts.inside_path_for) holds, for every one of the nine
+convolutions (3 x 64 + 3 x 128 + 3 x 256 channels), the indices and peak values of the TOP_K
+test images per channel, and the pixels of each distinct image among them once,
+PNG-compressed as one strip: many channels share their favourite images, so the 14,400
+(channel, image) pairs of the shipped weights need far fewer distinct images (the file's
+size is in the README). The feature map's projection (the first PCA_COMPONENTS principal axes of
 the 10,000 test images' pooled features), every test image's 2-D position and label, and
 the stored images' positions in PCA_COMPONENTS dimensions (their nearest-neighbour search
 space) complete it; the neighbours of an input are found among the stored images.
@@ -35,12 +35,8 @@ FORMAT_VERSION = 1
 
 
 def top_layers(layer_names):
-    """The layers whose top images are stored: each stage's last ReLU (the maps pooling reads)."""
-    relus = [name for name in layer_names if name.endswith("_relu")]
-    stages = {}
-    for name in relus:
-        stages[name.split("_")[0]] = name  # the last ReLU of each stage wins
-    return list(stages.values())
+    """The layers whose top images are stored: every convolution's ReLU output."""
+    return [name for name in layer_names if name.endswith("_relu")]
 
 
 def top_k_per_channel(peaks, k=TOP_K):

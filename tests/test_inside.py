@@ -81,7 +81,7 @@ def test_activations_equal_plain_keras_sub_models(tiny, generated):
 def test_top_images_per_channel_are_the_brute_force_top_k_and_survive_the_file(tiny, generated, tmp_path):
     images, labels = generated
     top = compute_top_activations(tiny, images, labels)
-    assert top.layers == ["stage1_conv3_relu", "stage2_conv3_relu", "stage3_conv3_relu"]
+    assert top.layers == [name for name in LAYERS if name.endswith("_relu")]  # every convolution
     top.save(tmp_path / "x.inside.npz")
     loaded = TopActivations.load(tmp_path / "x.inside.npz")
     outputs = oracle(tiny, top.layers, images)
@@ -102,7 +102,8 @@ def test_top_images_per_channel_are_the_brute_force_top_k_and_survive_the_file(t
     items, line = views.top_images(tiny, "stage2_conv3_relu", 3, shipped=True)
     assert [caption.split()[0] for _, caption in items] == [f"#{i}" for i in loaded.indices["stage2_conv3_relu"][3]]
     assert len(items) == TOP_K and "activate it most" in line
-    assert views.top_images(tiny, "stage2_conv1_relu", 3, shipped=True)[0] == []  # not stored: a line says where
+    early, _ = views.top_images(tiny, "stage1_conv1_relu", 3, shipped=True)  # every convolution is stored
+    assert [caption.split()[0] for _, caption in early] == [f"#{i}" for i in loaded.indices["stage1_conv1_relu"][3]]
 
 
 def test_top_images_kept_chunk_by_chunk_during_a_run_evaluation_are_the_brute_force_top_k(tiny, generated,
@@ -263,7 +264,7 @@ def test_the_shipped_file_holds_the_true_top_images_among_the_first_test_images(
             np.testing.assert_allclose(recomputed, values, rtol=2e-3, atol=2e-3)
             beaten = np.flatnonzero(peaks[name][:, channel] > values[-1] * (1 + 2e-3) + 2e-3)
             assert set(beaten) <= set(stored.tolist()), (name, channel)
-    assert inside_path_for(SHIPPED_WEIGHTS).stat().st_size < 6e6
+    assert inside_path_for(SHIPPED_WEIGHTS).stat().st_size < 10e6
 
 
 @pytest.mark.same_on_every_backend  # the engine's plumbing; the activations oracle above covers the backends

@@ -61,7 +61,7 @@ def test_a_run_streams_engine_events_then_test_progress_then_results(monkeypatch
     # The same chunks kept each channel's top test images: those of all 100 at once.
     kept = finished.top_activations
     peaks = finished.predictor.channel_peaks(data.x_test)
-    assert kept.tested == 100 and len(kept.layers) == 3
+    assert kept.tested == 100 and len(kept.layers) == 9  # every convolution
     for name in kept.layers:
         expected = -np.sort(-peaks[name], axis=0)[: inside.TOP_K].T
         np.testing.assert_allclose(kept.values[name], expected, rtol=1e-4, atol=1e-4)

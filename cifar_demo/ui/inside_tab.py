@@ -226,8 +226,8 @@ class InsideViews:
         if top is None:
             return [], problem
         if layer not in top.indices:
-            return [], (f"Top test images are stored for each stage's last convolution ({', '.join(top.layers)}); "
-                        "pick a channel there or in a pooling row.")
+            return [], (f"Top test images are stored for the convolutions ({', '.join(top.layers)}); "
+                        "pick a channel there.")
         key = (layer, channel)
         with self._lock:
             items = self._top_images.get(key)
@@ -248,8 +248,8 @@ class InsideViews:
         if tops is None:
             return [], "No top test images were kept for this model."
         if layer not in tops.indices:
-            return [], (f"Top test images are kept for each stage's last convolution ({', '.join(tops.layers)}); "
-                        "pick a channel there or in a pooling row.")
+            return [], (f"Top test images are kept for the convolutions ({', '.join(tops.layers)}); "
+                        "pick a channel there.")
         try:
             test_images = data.load_cifar10_cached().x_test
         except ValueError as error:
