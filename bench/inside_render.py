@@ -21,6 +21,7 @@ from PIL import Image
 from bench.results import record
 from cifar_demo import Predictor
 from cifar_demo.ui import inside_tab
+from cifar_demo.ui.current_input import example_inputs
 
 
 def encoded(image):
@@ -62,7 +63,7 @@ def main():
     predictor = Predictor.load()
     views = inside_tab.InsideViews()
     views.prepare(predictor)
-    examples = [pixels for _, pixels in inside_tab.example_inputs()]
+    examples = [example.pixels for example in example_inputs().values()]
     redraw(views, predictor, examples[0])
     click(views, predictor, examples[0], 0)
     phases = []

@@ -40,7 +40,7 @@ from cifar_demo.corruptions import CORRUPTIONS, SEVERITIES
 from cifar_demo.ood import OodDetector
 from cifar_demo.robustness import corruption_accuracy
 from cifar_demo.ui import robustness_views as views
-from cifar_demo.ui.classify_tab import example_paths
+from cifar_demo.ui.current_input import example_inputs
 
 FULL_TEST_SET = 10_000
 GOAL_MINUTES = 15
@@ -136,7 +136,7 @@ def tab(repeats):
     """The "robustness tab" section: the handler in this process, then round trips to the app."""
     predictor = Predictor.load()
     detector = OodDetector.load(predictor)
-    pixels = views.example_inputs(example_paths())["truck (test image #11)"].pixels
+    pixels = example_inputs()["truck (test image #11)"].pixels
 
     def handler(name, severity):
         enlarged, _, overlay, _, _ = views.answer_views(predictor, detector, views.corrupt(pixels, name, severity))

@@ -59,7 +59,6 @@ class Predictor:
         # under this lock.
         self._features_function = None
         self._explain_function = None
-        self._peaks_function = None
         self._layer_functions = {}  # tuple of layer names -> compiled pass (_layer_function)
         self._evaluation_functions = {}  # tuple of layer names -> compiled pass (predict_with_peaks)
         self._build_lock = threading.Lock()
@@ -208,13 +207,10 @@ class Predictor:
         pass per batch. What the top images per channel and the feature map are computed from."""
         images = _check_batch(images, "channel_peaks")
         names = [name for name in self.activation_layers() if name.endswith("_relu")] + [FEATURES_LAYER]
-        function = self._built("_peaks_function", partial(self._build_peaks, names))
-        batches = [function(images[start : start + BATCH_SIZE].astype(np.float32))
-                   for start in range(0, len(images), BATCH_SIZE)]
-        return OrderedDict(
-            (name, np.concatenate([batch[i] for batch in batches]).astype(np.float32) if batches
-             else np.zeros((0, self.model.get_layer(name).output.shape[-1]), np.float32))
-            for i, name in enumerate(names))
+        if len(images) == 0:
+            return OrderedDict((name, np.zeros((0, self.model.get_layer(name).output.shape[-1]), np.float32))
+                               for name in names)
+        return self.predict_with_peaks(images, names)[1]
 
     def predict_with_peaks(self, images, layers):
         """(predict_proba (N, 10), {layer: channel_peaks (N, C)} for `layers`) in one pass of
@@ -243,13 +239,6 @@ class Predictor:
             logits = keras.ops.cast(computed[LOGITS_LAYER], "float32")
             return (keras.ops.softmax(logits / self._temperature, axis=-1),
                     *(_peaks(computed, name) for name in layers))
-
-        return compile_inference(self._network.variables, outputs)
-
-    def _build_peaks(self, names):
-        def outputs(images):
-            layers = self._network.outputs(images)
-            return tuple(_peaks(layers, name) for name in names)
 
         return compile_inference(self._network.variables, outputs)
 

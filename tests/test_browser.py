@@ -236,7 +236,7 @@ def test_inside_the_network_shows_a_channel_up_close_with_its_top_images_and_swi
     page.get_by_role("tab", name="Inside the network").click()
     page.locator("#inside-input-line").get_by_text("No input yet").wait_for()
     page.locator("#inside-examples .thumbnail-item").nth(4).click()  # the automobile
-    page.locator("#inside-input-line").get_by_text("example image: automobile").wait_for()
+    page.locator("#inside-input-line").get_by_text("the example automobile").wait_for()
     grid = page.locator("#inside-stage3_conv3_relu img")
     wait_for_loaded_image(page, "#inside-stage3_conv3_relu img")
     ratio = grid.bounding_box()["width"] / grid.evaluate("image => image.naturalWidth")

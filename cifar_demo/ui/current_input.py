@@ -3,8 +3,12 @@ it came from (a Classify upload, drawing or example, or a test image opened in M
 Tabs that study one input (Inside the network, Robustness) read it from one gr.State."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from cifar_demo import images
+from cifar_demo.artifacts import EXAMPLES_DIR
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,3 +35,14 @@ class CurrentInput:
 def current_input(pixels, source):
     """A CurrentInput for `pixels`, or None when there are none (an image was cleared)."""
     return None if pixels is None else CurrentInput(np.asarray(pixels), source)
+
+
+def example_inputs(folder=EXAMPLES_DIR):
+    """{choice label: CurrentInput} of the shipped example images, by file name ("3_cat.png"
+    is official test image #3): the examples the tabs that study one input offer."""
+    examples = {}
+    for path in sorted(Path(folder).glob("*.png")):
+        index, name = path.stem.split("_", 1)
+        examples[f"{name} (test image #{int(index)})"] = CurrentInput(
+            images.to_model_input(path), f"the example {name} (official test image #{int(index)})")
+    return examples

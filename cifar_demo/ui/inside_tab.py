@@ -21,13 +21,13 @@ import gradio as gr
 import numpy as np
 
 from cifar_demo import CLASSES, data, images
-from cifar_demo.artifacts import EXAMPLES_DIR, SHIPPED_WEIGHTS, inside_path_for
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, inside_path_for
 from cifar_demo.inside import NEIGHBOURS, TopActivations, contributions, dense_weights, kernels_of, project
 from cifar_demo.metrics import softmax
 from cifar_demo.model import CONVOLUTIONS_PER_STAGE, DEFAULT_WIDTHS, FEATURES_LAYER
 from cifar_demo.predictions import file_sha256
 from cifar_demo.ui import inside_views
-from cifar_demo.ui.current_input import current_input
+from cifar_demo.ui.current_input import example_inputs
 from cifar_demo.ui.first_view import Deferred
 from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownLabel
 
@@ -54,12 +54,6 @@ CAM_NOTE = ("The logit of a class is the Dense kernel's column for it times the 
             "positions gives the class activation map (CAM); the gradient of the logit with respect to those "
             "activations is the same kernel weight at every position, which is why Grad-CAM equals CAM at this "
             "layer (the Classify tab's heatmap is computed that way).")
-
-
-def example_inputs():
-    """(name, pixels) of the shipped example images, by file name."""
-    return [(Path(path).stem.split("_", 1)[-1], images.to_model_input(path))
-            for path in sorted(Path(EXAMPLES_DIR).glob("*.png"))]
 
 
 def load_top(path=None, weights=SHIPPED_WEIGHTS):
@@ -311,7 +305,8 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
                                  elem_classes=["pixelated"], buttons=[], elem_id="inside-input", scale=0)
         with gr.Column():
             input_line = gr.Markdown(NO_INPUT, elem_id="inside-input-line")
-            example_gallery = ShownGallery([(images.upscale_nearest(pixels, 2), name) for name, pixels in examples],
+            example_gallery = ShownGallery([(images.upscale_nearest(example.pixels, 2), label)
+                                            for label, example in examples.items()],
                                            columns=10, height=130, allow_preview=False, format="png",
                                            label="Or pick an example (CIFAR-10 test images)", buttons=[],
                                            elem_id="inside-examples", elem_classes=["pixelated"])
@@ -413,8 +408,7 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
         return handler
 
     def pick_example(event: gr.SelectData):
-        name, pixels = examples[event.index]
-        return current_input(pixels, f"example image: {name} (a CIFAR-10 test image)")
+        return list(examples.values())[event.index]
 
     outputs = [notice, input_image, input_line, content, *captions.values(), *grids.values(), label, logits_html,
                contributions_html, map_image, neighbours, map_line, close_map, close_kernels, close_gallery,

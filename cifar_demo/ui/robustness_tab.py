@@ -15,7 +15,7 @@ from cifar_demo.artifacts import SHIPPED_WEIGHTS, corruptions_path_for
 from cifar_demo.corruptions import CORRUPTIONS, DISPLAY_NAMES, MAX_SEVERITY
 from cifar_demo.plots import corruption_curves
 from cifar_demo.ui import robustness_views as views
-from cifar_demo.ui.classify_tab import example_paths
+from cifar_demo.ui.current_input import example_inputs
 from cifar_demo.ui.explain_views import EXPLAIN_LABEL
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownImage, ShownPlot
@@ -41,7 +41,7 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     session's gr.State) gets its own curves on request; `shown_tab` (a gr.State) holds the
     id of the tab the page shows. Returns the FirstView that draws the
     shipped model's curves."""
-    examples = views.example_inputs(example_paths())
+    examples = example_inputs()
     running = views.OneAtATime()
     shipped_subset = views.SubsetReports()
 

@@ -5,7 +5,6 @@ of a session's own model on a fixed subset of the test set."""
 import hashlib
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,6 @@ from cifar_demo import CLASSES, images
 from cifar_demo.adversarial import MAX_EPSILON, attack_every_epsilon, first_flip
 from cifar_demo.corruptions import CORRUPTIONS, DISPLAY_NAMES, MAX_SEVERITY, SEVERITIES, SIZE, occlusion
 from cifar_demo.robustness import corruption_accuracy, load_report
-from cifar_demo.ui.current_input import CurrentInput
 from cifar_demo.ui.explain_views import TOP_CLASS, explanation, ood_notice_html
 
 CURRENT = "The current input (from Classify, Mistakes or Inside the network)"
@@ -25,16 +23,6 @@ SUBSET = 1000               # a session's model is measured on the first SUBSET 
 NO_INPUT = ("**No input yet.** Pick an example above, or upload, draw or open an image in the Classify or "
             "Mistakes tab: it shows here.")
 METHOD_NAMES = {"pgd": "PGD (7 steps)", "fgsm": "FGSM (one step)"}
-
-
-def example_inputs(paths):
-    """{choice label: CurrentInput} for the shipped example images ("cat (test image #0)")."""
-    examples = {}
-    for path in paths:
-        index, name = Path(path).stem.split("_", 1)
-        source = f"the example {name} (official test image #{int(index)})"
-        examples[f"{name} (test image #{int(index)})"] = CurrentInput(images.to_model_input(path), source)
-    return examples
 
 
 def chosen_input(choice, current, examples):
