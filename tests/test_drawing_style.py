@@ -39,8 +39,20 @@ def test_each_style_looks_like_its_kind_of_drawing():
             assert 0.6 < white < 0.9  # lines on white
         if style == "outline":
             assert colours == {(0, 0, 0), (255, 255, 255)}
-    with pytest.raises(ValueError, match="one style per image from outline, palette, cartoon, strokes"):
+    with pytest.raises(ValueError, match="one style per image from outline, palette, cartoon, strokes, silhouette"):
         drawing_style.stylise(images, ["sketch"] * len(images), rng)
+
+
+def test_a_silhouette_is_the_object_alone_on_paper():
+    rng = np.random.default_rng(3)
+    images = np.clip(rng.normal(90, 6, (8, 32, 32, 3)), 0, 255).astype(np.uint8)  # a plain wall, a little noise
+    images[:, 9:23, 9:23] = (200, 40, 40)  # and a red object in the middle
+    mask = drawing_style.object_mask(images, rng)
+    assert mask[:, 11:21, 11:21].all() and not mask[:, :6].any() and not mask[:, :, :6].any()
+    out = drawing_style.stylise(images, ["silhouette"] * len(images), rng)
+    for image in out:  # around it: white paper, hatched in at most one colour
+        assert len({tuple(pixel) for pixel in image[:6].reshape(-1, 3).tolist()} - {(255, 255, 255)}) <= 1
+    assert (out[:, 13:19, 13:19] == (214, 39, 40)).all()  # filled with the palette's red
 
 
 def test_the_share_of_stylised_images_and_the_seed():
