@@ -7,7 +7,7 @@ NumPy only, no Gradio.
 The file (`<name>.inside.npz`, artifacts.inside_path_for) holds, for every one of the nine
 convolutions (3 x 64 + 3 x 128 + 3 x 256 channels), the indices and peak values of the TOP_K
 test images per channel, and the pixels of each distinct image among them once,
-PNG-compressed as one strip: many channels share their favourite images, so the 14,400
+PNG-compressed as one strip: many channels share their favourite images, so the 12,096
 (channel, image) pairs of the shipped weights need far fewer distinct images (the file's
 size is in the README). The feature map's projection (the first PCA_COMPONENTS principal axes of
 the 10,000 test images' pooled features), every test image's 2-D position and label, and

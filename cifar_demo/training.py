@@ -126,6 +126,12 @@ class TrainConfig:
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)
 
+    def validates_on_images_held_out_of(self, earlier):
+        """Whether every validation image of this run was held out of a run with `earlier`'s
+        settings too: the split holds out the first val_size images of one seeded order, so a
+        fine-tune's validation stays unseen when it shares the seed and holds out no more."""
+        return earlier.val_size > 0 and self.seed == earlier.seed and 0 < self.val_size <= earlier.val_size
+
     def describe(self):
         """One line per setting with its unit, as a run prints them at its start."""
         width = max(len(f.name) for f in dataclasses.fields(self))

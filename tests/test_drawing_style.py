@@ -69,7 +69,7 @@ def test_the_share_of_stylised_images_and_the_seed():
 
 def test_the_training_option_is_checked():
     TrainConfig(drawing_style=0.25).validate()
-    assert TrainConfig().drawing_style == 0.0  # off unless asked: the shipped recipe is unchanged
+    assert TrainConfig().drawing_style == 0.0  # off unless asked (the shipped weights' fine-tune asked for 0.3)
     for bad in (-0.1, 1.5, True, "half"):
         with pytest.raises(ValueError, match="drawing_style must be in \\[0, 1\\]"):
             TrainConfig(drawing_style=bad).validate()

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from cifar_demo import inside, training
+from cifar_demo import data, inside, training
 from cifar_demo.artifacts import SHIPPED_WEIGHTS
 from cifar_demo.ui import train_form, training_runs
 from cifar_demo.ui.training_runs import (
@@ -186,6 +186,21 @@ def test_presets_ignore_the_form_and_fine_tuning_starts_from_the_shipped_weights
     assert tuned.learning_rate == pytest.approx(quick.learning_rate * train_form.FINE_TUNE_LR_FACTOR)
     with pytest.raises(ValueError, match="width multiplier 1.0"):
         train_form.config_from_form(**dict(CUSTOM, start_from=train_form.FINE_TUNE))
+
+
+@pytest.mark.same_on_every_backend
+def test_a_fine_tune_knows_whether_its_validation_was_held_out_of_the_shipped_weights():
+    """Checked against the split itself: the validation indices are a subset of the shipped ones."""
+    shipped = train_form.shipped_config()
+    assert shipped is not None and shipped.val_size > 0
+    _, shipped_held_out = data.split_training_set(50_000, shipped.val_size, shipped.train_size, shipped.seed)
+    for preset_name, seed, val_size in [("Quick", 0, 1000), ("Standard", 0, 2000), ("Quick", 1, 1000),
+                                        ("Quick", 0, 3000)]:
+        config = dataclasses.replace(training.preset(preset_name), seed=seed, val_size=val_size)
+        _, held_out = data.split_training_set(50_000, config.val_size, config.train_size, config.seed)
+        unseen = set(held_out) <= set(shipped_held_out)
+        assert config.validates_on_images_held_out_of(shipped) == unseen
+    assert all(training.preset(name).validates_on_images_held_out_of(shipped) for name in ("Quick", "Standard"))
 
 
 @pytest.mark.parametrize("name", list(train_form.LIMITS))

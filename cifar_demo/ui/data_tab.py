@@ -18,7 +18,7 @@ from cifar_demo.training import TrainConfig, augment_images
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownPlot
 
-RECIPE = TrainConfig()      # the shipped recipe's defaults: what the preview augments with
+RECIPE = TrainConfig()      # the recipe's crop and flip, what the preview augments with (drawing style: off)
 PREVIEW_COUNT = 16          # augmented versions shown, as a 4x4 mosaic
 PREVIEW_COLUMNS = 4
 PREVIEW_SCALE = 4           # each 32x32 version drawn at 128x128

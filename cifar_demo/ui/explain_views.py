@@ -38,12 +38,13 @@ def explanation(predictor, pixels, probabilities, choice, opacity, scale):
 
 def ood_notice_html(assessment):
     """A banner for inputs unlike CIFAR-10, a milder one for drawings (the model learned
-    from photos), a quiet line for the rest; all show the score."""
+    mostly from photos), a quiet line for the rest; all show the score."""
     numbers = (f"out-of-distribution score {assessment['score']:.2f}, threshold {assessment['threshold']:.2f}; "
                "higher means less like the training photos")
     if assessment.get("looks_like_drawing"):
         return ('<div class="ood-notice ood-drawing"><strong>Looks like a drawing.</strong> The model learned from '
-                "photos, not drawings, so take its answer with a grain of salt."
+                "photos and from drawing-like versions of them, not from real drawings, so take its answer with a "
+                "grain of salt."
                 f'<div class="ood-numbers">{html.escape(numbers)}</div></div>')
     if assessment["out_of_distribution"]:
         return ('<div class="ood-notice ood-flagged"><strong>Probably none of these.</strong> This does not look '

@@ -2,12 +2,14 @@
 how the form becomes a TrainConfig."""
 
 import dataclasses
+import functools
+import json
 from dataclasses import dataclass
 
 import gradio as gr
 
 from cifar_demo import training
-from cifar_demo.artifacts import SHIPPED_WEIGHTS
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, config_path_for
 
 PRESET_CHOICES = ["Quick", "Standard", "Custom"]
 FROM_SCRATCH = "From scratch"
@@ -113,6 +115,16 @@ def config_from_form(preset_name, start_from, epochs, train_size, batch_size, le
         )
     config.validate()
     return config
+
+
+@functools.cache
+def shipped_config():
+    """The shipped weights' TrainConfig (what a fine-tune's validation must have been held out
+    of), or None when its file is missing or unreadable."""
+    try:
+        return training.TrainConfig.from_dict(json.loads(config_path_for(SHIPPED_WEIGHTS).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def describe_config(config):

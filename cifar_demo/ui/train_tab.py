@@ -22,7 +22,7 @@ from cifar_demo.ui.downloads import save_downloads
 from cifar_demo.ui.event_streams import STREAM_GRACE_SECONDS, STREAMS
 from cifar_demo.ui.internals import ShownImage
 from cifar_demo.ui.session import TrainedModel
-from cifar_demo.ui.train_form import build_form, config_from_form, describe_config, show_preset
+from cifar_demo.ui.train_form import build_form, config_from_form, describe_config, shipped_config, show_preset
 from cifar_demo.ui.training_runs import (
     EvaluationProgress,
     RunFailed,
@@ -90,8 +90,8 @@ class RunView:
                          label=f"After epoch {snapshot.epoch}: an input, the first layer's filters, its last maps")
 
     def curves(self):
-        if self.config.init_weights:
-            # The shipped weights trained on all 50,000 images: these were not held out from them.
+        shipped = shipped_config()
+        if self.config.init_weights and not (shipped and self.config.validates_on_images_held_out_of(shipped)):
             title = "Live training curves (validation images were in the shipped model's training set)"
         else:
             title = "Live training curves (validation on held-out training images)"
