@@ -216,12 +216,8 @@ class Predictor:
         """(predict_proba (N, 10), {layer: channel_peaks (N, C)} for `layers`) in one pass of
         uint8 (N, 32, 32, 3) images: a run's test evaluation keeps each channel's top images
         without a second pass over the test set."""
-        images = _check_batch(images, "predict_with_peaks")
         layers = tuple(layers)
-        for name in layers:
-            self.model.get_layer(name)  # ValueError naming the layer when the model has none
-        if len(images) == 0:
-            raise ValueError("predict_with_peaks needs at least one image")
+        images = self._check_layer_request(images, layers, "predict_with_peaks")
         with self._build_lock:
             if layers not in self._evaluation_functions:
                 self._evaluation_functions[layers] = self._build_evaluation(layers)
@@ -232,6 +228,16 @@ class Predictor:
         return probabilities, OrderedDict(
             (name, np.concatenate([batch[i + 1] for batch in batches]).astype(np.float32))
             for i, name in enumerate(layers))
+
+    def _check_layer_request(self, images, layer_names, caller):
+        """The checks of a pass that returns named layers: a uint8 batch of at least one image,
+        and layers the model has (ValueError naming the first it lacks)."""
+        images = _check_batch(images, caller)
+        for name in layer_names:
+            self.model.get_layer(name)
+        if len(images) == 0:
+            raise ValueError(f"{caller} needs at least one image")
+        return images
 
     def _build_evaluation(self, layers):
         def outputs(images):
@@ -260,12 +266,8 @@ class Predictor:
         {layer name: float32 activations (n, H, W, C)} returning {key: (n, ...) array}) applied
         batch by batch and concatenated. Statistics of layers too large to keep whole for
         thousands of images (Gram matrices, per-stage statistics for out-of-distribution fits)."""
-        images = _check_batch(images, "predict_reduced")
         layer_names = tuple(layer_names)
-        for name in layer_names:
-            self.model.get_layer(name)  # ValueError naming the layer when the model has none
-        if len(images) == 0:
-            raise ValueError("predict_reduced needs at least one image")
+        images = self._check_layer_request(images, layer_names, "predict_reduced")
         function = self._layer_function(layer_names)
         batches = []
         for start in range(0, len(images), BATCH_SIZE):

@@ -41,6 +41,19 @@ def test_predict_proba_rejects_wrong_input(tiny_predictor, bad):
         tiny_predictor.predict_proba(bad)
 
 
+@pytest.mark.parametrize("call", ["predict_with_peaks", "predict_reduced"])
+def test_layer_passes_name_a_missing_layer_and_refuse_an_empty_batch(tiny_predictor, call):
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    run = getattr(tiny_predictor, call)
+    extra = () if call == "predict_with_peaks" else (dict,)
+    with pytest.raises(ValueError, match="stage9_conv1"):
+        run(images, ("stage1_conv1_relu", "stage9_conv1"), *extra)
+    with pytest.raises(ValueError, match=f"{call} needs at least one image"):
+        run(images[:0], ("stage1_conv1_relu",), *extra)
+    with pytest.raises(ValueError, match=call):
+        run(images.astype(np.float32), ("stage1_conv1_relu",), *extra)
+
+
 def test_classify_accepts_images_of_any_size(tiny_predictor, tmp_path):
     photo = Image.fromarray(np.random.default_rng(2).integers(0, 256, size=(300, 400, 3), dtype=np.uint8))
     photo.save(tmp_path / "photo.jpg")
