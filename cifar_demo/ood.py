@@ -464,6 +464,29 @@ class OodDetector:
         return indices[0], distances[0]
 
 
+class UnavailableDetector:
+    """Stands in for the OodDetector when its file is missing or unreadable, so the app keeps
+    answering: no input is flagged or called a drawing, and `reason` is shown where the
+    verdict would be."""
+
+    score_name = "unavailable"
+    threshold = float("nan")
+
+    def __init__(self, predictor, reason):
+        self.predictor, self.reason = predictor, str(reason)
+        self.record, self.statistics = {}, {}
+
+    def score(self, pixels):
+        return np.full(len(pixels), np.nan, dtype=np.float32)
+
+    def assess(self, pixels):
+        return {"score": float("nan"), "threshold": self.threshold, "out_of_distribution": False,
+                "looks_like_drawing": False, "drawing_probability": float("nan"), "unavailable": self.reason}
+
+    def nearest(self, pixels, count=NEIGHBOURS):
+        raise ValueError(self.reason)
+
+
 class TrainingBank:
     """The training images of the kNN bank, with labels and their indices in CIFAR-10's
     training set: what the app shows as nearest neighbours (`python -m cifar_demo.ood --fit`
@@ -483,6 +506,8 @@ class TrainingBank:
         """Reads the bank (the shipped one when `path` is None); with `detector`, checks it
         is the bank the detector's features were computed on."""
         path = Path(path) if path is not None else neighbours_path_for(SHIPPED_WEIGHTS)
+        if isinstance(detector, UnavailableDetector):
+            raise ValueError(detector.reason)
         if not path.is_file():
             raise ValueError(f"no training images for the nearest neighbours at {path} "
                              "(python -m cifar_demo.ood --fit writes them)")

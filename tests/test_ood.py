@@ -286,3 +286,25 @@ def test_shipped_threshold_flags_the_stated_share_of_held_out_images(shipped_det
     _, held_out = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
     flagged = shipped_detector.score(data.x_train[held_out]) > shipped_detector.threshold
     assert flagged.mean() == pytest.approx(ood.TARGET_FLAG_RATE, abs=0.005)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_the_app_serves_without_a_readable_detector_file_and_says_why(tiny_predictor, tmp_path, monkeypatch, damage):
+    from cifar_demo.ui import about_tab, app, explain_views
+
+    path = tmp_path / "cifar10_cnn.ood.npz"
+    if damage == "corrupt":
+        path.write_bytes(b"not a zip archive")
+    monkeypatch.setattr(ood, "ood_path_for", lambda weights: path)
+    predictor, detector = app.load_shipped(tiny_predictor)
+    assert predictor is tiny_predictor and isinstance(detector, ood.UnavailableDetector)
+    assert str(path) in detector.reason
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    verdict = detector.assess(pixels)
+    assert not verdict["out_of_distribution"] and not verdict["looks_like_drawing"]
+    notice = explain_views.ood_notice_html(verdict)
+    assert "check is unavailable" in notice and str(path) in notice
+    assert np.isnan(detector.score(pixels[None])).all()
+    with pytest.raises(ValueError, match="cifar10_cnn.ood.npz"):
+        ood.TrainingBank.load(detector=detector)
+    assert "unavailable" in about_tab.ood_markdown(detector, 2000)

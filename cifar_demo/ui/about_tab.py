@@ -22,7 +22,7 @@ from cifar_demo.artifacts import (
 )
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
-from cifar_demo.ood import TARGET_FLAG_RATE, describe_score
+from cifar_demo.ood import TARGET_FLAG_RATE, UnavailableDetector, describe_score
 from cifar_demo.ui import robustness_views
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownImage, ShownPlot
@@ -74,6 +74,8 @@ def calibration_markdown(metrics, held_out):
 def ood_markdown(detector, held_out):
     """How the "probably none of these" warning decides, and how often it fires, from what
     `python -m cifar_demo.ood --fit` measured (`held_out`: the images the threshold was set on)."""
+    if isinstance(detector, UnavailableDetector):
+        return f"The **“Probably none of these”** check is unavailable: {detector.reason}"
     rates = detector.record.get("flag_rate", {})
     per_set = detector.record.get("generated_per_set")
     rows = "\n".join(f"| {name} | {rate:.1%} |" for name, rate in rates.items())

@@ -11,7 +11,7 @@ import numpy as np
 
 from cifar_demo import images
 from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
-from cifar_demo.ood import OodDetector
+from cifar_demo.ood import OodDetector, UnavailableDetector
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
 from cifar_demo.ui import (
@@ -191,9 +191,14 @@ def analytics_enabled():
 
 
 def load_shipped(predictor=None):
-    """(predictor, its OodDetector): the shipped weights loaded when `predictor` is None."""
+    """(predictor, its OodDetector): the shipped weights loaded when `predictor` is None. An
+    unreadable detector file is logged and stood in for, so the app still answers."""
     predictor = predictor if predictor is not None else Predictor.load()
-    return predictor, OodDetector.load(predictor)
+    try:
+        return predictor, OodDetector.load(predictor)
+    except ValueError as error:
+        LOG.error("serving without the out-of-distribution check: %s", error)
+        return predictor, UnavailableDetector(predictor, error)
 
 
 def warm_up(shipped, first_views=(), built=None):

@@ -39,6 +39,9 @@ def explanation(predictor, pixels, probabilities, choice, opacity, scale):
 def ood_notice_html(assessment):
     """A banner for inputs unlike CIFAR-10, a milder one for drawings (the model learned
     mostly from photos), a quiet line for the rest; all show the score."""
+    if assessment.get("unavailable"):
+        return ('<div class="ood-notice ood-flagged"><strong>The “none of these” check is unavailable.</strong> '
+                f"{html.escape(assessment['unavailable'])}</div>")
     numbers = (f"out-of-distribution score {assessment['score']:.2f}, threshold {assessment['threshold']:.2f}; "
                "higher means less like the training photos")
     if assessment.get("looks_like_drawing"):
