@@ -103,18 +103,24 @@ def test_the_map_differs_between_two_classes(shipped):
     assert np.abs(shipped.explain(cat, "cat") - shipped.explain(cat, "ship")).mean() > 0.1
 
 
-# Placements where the shipped model is sure of the half-size object (many are not:
-# it trained on objects that fill the frame). Measured mass inside: 0.61 to 0.78.
-@pytest.mark.parametrize("name, top, left",
-                         [("cat", 0, 32), ("cat", 32, 0), ("airplane", 32, 0), ("truck", 32, 0), ("frog", 0, 0)])
-def test_the_map_peaks_on_a_pasted_object(shipped, name, top, left):
-    canvas = on_grey_canvas(example(name), top, left)
-    probabilities = shipped.classify(canvas)
-    assert max(probabilities, key=probabilities.get) == name and probabilities[name] > 0.8  # a sure model
-    heatmap = shipped.explain(canvas)
-    inside = heatmap[top : top + 32, left : left + 32]
-    assert inside.max() == heatmap.max()
-    assert inside.sum() / heatmap.sum() > 0.5  # twice chance: the pasted square is a quarter of the canvas
+def test_the_map_peaks_on_a_pasted_object(shipped):
+    """Each example pasted into each quarter of a grey canvas twice its size; where the shipped
+    model is sure of it (many placements it is not: it trained on objects that fill the
+    frame), the map's peak and most of its mass must lie on the object."""
+    sure, on_object = [], []
+    for name in CLASSES:
+        for top, left in ((0, 0), (0, 32), (32, 0), (32, 32)):
+            canvas = on_grey_canvas(example(name), top, left)
+            probabilities = shipped.classify(canvas)
+            if max(probabilities, key=probabilities.get) != name or probabilities[name] <= 0.8:
+                continue
+            heatmap = shipped.explain(canvas)
+            inside = heatmap[top : top + 32, left : left + 32]
+            sure.append((name, top, left))
+            # twice chance: the pasted square is a quarter of the canvas
+            on_object.append(inside.max() == heatmap.max() and inside.sum() / heatmap.sum() > 0.5)
+    assert len(sure) >= 5, f"the shipped model is sure of only {sure}"
+    assert np.mean(on_object) >= 0.8, [placement for placement, hit in zip(sure, on_object, strict=True) if not hit]
 
 
 def test_overlay_heatmap_blends_a_colormap_over_the_image():
