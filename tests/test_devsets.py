@@ -3,10 +3,11 @@ drawings) and what the shipped weights and detector reach on them: a regression 
 later change cannot quietly lose what is reached now.
 
 Issue 16's goals for the retrained weights are in RETRAIN_GOALS; where today's weights fall
-short (the drawings), the assertions hold today's figures (NOW_*) and the goal is written
-beside them: the retrain must raise the NOW_* figures to the goals and this file with them.
-Figures: `python -m cifar_demo.ood --fit` prints the same sets' rates (README, "Out of
-distribution: the development sets")."""
+short (the foreign photos by a hair, the drawings), the assertions hold today's figures
+(NOW_*) and the goal is written beside them: a better retrain raises the NOW_* figures
+towards the goals, and this file with them. Figures: `python -m cifar_demo.ood --fit`
+prints the same sets' rates (model card, "Probably none of these", drawings, nearest
+training images)."""
 
 import numpy as np
 import pytest
@@ -30,12 +31,15 @@ RETRAIN_GOALS = {           # issue 16, for the retrained weights
     "drawings top-1": 0.80, "drawings top-3": 0.95, "every class's drawings top-1": 0.50,
     "drawings called none of these": 0.10,
 }
-# What the shipped weights and detector reach now (30 Nov 2026; the same computations as
-# below), less a margin of a few images: a real loss fails, a change of BLAS does not.
+# What the shipped weights (the drawing-style fine-tune) and detector reach now (30 Nov 2026,
+# the same computations as below), less a margin of a few images: a real loss fails, a change
+# of BLAS does not. The previous weights reached 48% top-1 and 73% top-3 on the drawings.
 NOW_FOREIGN_FLAGGED = 0.78          # 79.8% (91 of 114 crops of 19 photos) called "none of these"
 NOW_PHOTOS_FLAGGED_CENTRE = 14      # 15 of the 19 photos' centred squares (what the app sends the model)
-NOW_DRAWINGS_TOP1 = 0.45            # 48% of the 100 drawings (goal 80%; airplane 100%, bird, dog 10%)
-NOW_DRAWINGS_TOP3 = 0.70            # 73% (goal 95%)
+NOW_DRAWINGS_TOP1 = 0.65            # 68% of the 100 drawings (goal 80%)
+NOW_DRAWINGS_TOP3 = 0.88            # 91% (goal 95%)
+NOW_CLASSES_ABOVE_HALF = 6          # classes with over 50% of their drawings right in top-1 (goal: all 10;
+                                    # airplane, automobile, ship, truck 100%, deer 90%, frog 80%; dog 0%)
 NOW_DRAWINGS_NONE_OF_THESE = 0.05   # at most: 1% (goal at most 10%); the rest get the drawing notice
 NOW_DRAWINGS_NOTICE = 0.95          # at least: 99% given the drawing notice
 
@@ -115,6 +119,8 @@ def test_shipped_model_and_notices_on_class_drawings(shipped_detector, class_dra
     top1_right = top3[:, 0] == labels
     assert top1_right.mean() >= NOW_DRAWINGS_TOP1          # goal after the retrain: RETRAIN_GOALS["drawings top-1"]
     assert (top3 == labels[:, None]).any(axis=1).mean() >= NOW_DRAWINGS_TOP3  # goal: "drawings top-3"
+    per_class = [top1_right[labels == label].mean() for label in range(len(CLASSES))]
+    assert sum(right > 0.5 for right in per_class) >= NOW_CLASSES_ABOVE_HALF  # goal: every class's drawings
     _, _, none_of_these, drawing_notice = shipped_detector.verdicts(images)
     assert none_of_these.mean() <= NOW_DRAWINGS_NONE_OF_THESE  # goal: "drawings called none of these", met
     assert drawing_notice.mean() >= NOW_DRAWINGS_NOTICE

@@ -133,9 +133,10 @@ def build(tab, predictor, detector, metrics, predictions):
         with gr.Column(scale=1):
             gr.Markdown(card_section(card, RECIPE_SECTION))
         with gr.Column(scale=1):
-            ShownImage(str(SHIPPED_CURVES), label="Training curves of the shipped run", interactive=False, buttons=[],
-                     alt_text="Training curves of the shipped run: training and validation loss fall and "
-                              "accuracy rises step by step")
+            ShownImage(str(SHIPPED_CURVES), label="Training curves of the shipped weights' runs", interactive=False,
+                       buttons=[], alt_text="Training curves of the shipped weights' two runs: in each, training and "
+                       "validation loss fall and accuracy rises step by step; the second, a fine-tune that also "
+                       "shows drawings, starts with a higher training loss")
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
     reliability = ShownPlot(show_label=False, format="png", elem_id="reliability-diagram")
