@@ -103,15 +103,15 @@ def _silhouettes(images, rng):
     out = np.where(shape[..., None], filled, np.uint8(255))
     neighbours = _neighbourhood_mean(shape)
     boundary = (neighbours > 0) & (neighbours < 1)
-    outlined = rng.random(count) < 0.5
+    outline = boundary & (rng.random(count) < 0.5)[:, None, None]
     ink = PALETTE_RGB[np.where(rng.random(count) < 0.7, 0, rng.integers(len(PALETTE_RGB), size=count))]
-    out = np.where((boundary & outlined[:, None, None])[..., None], ink[:, None, None].astype(np.uint8), out)
+    out = np.where(outline[..., None], ink[:, None, None].astype(np.uint8), out)
     rows, columns = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
     period = rng.integers(4, 8, size=count)[:, None, None]
     hatch = ((rows + columns)[None] % period) < 2
     hatched = rng.random(count) < 0.3
     hatch_colour = PALETTE_RGB[rng.integers(len(PALETTE_RGB), size=count)].astype(np.uint8)
-    background = hatch & hatched[:, None, None] & ~shape & ~(boundary & outlined[:, None, None])
+    background = hatch & hatched[:, None, None] & ~shape & ~outline
     return np.where(background[..., None], hatch_colour[:, None, None], out)
 
 
