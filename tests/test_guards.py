@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 
@@ -305,6 +306,42 @@ def test_an_upload_without_a_length_is_refused(guarded_app):
     response = httpx.post(url + "gradio_api/upload", content=chunks(),
                           headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert response.status_code == 411
+
+
+def test_a_body_declared_over_the_bound_is_refused_before_it_is_sent(guarded_app, client):
+    """A JSON route (queue/join reads its body into memory) refuses a declared 1 GB body
+    from the headers alone: the body is never sent."""
+    url = httpx.URL(guarded_app[1])
+    with socket.create_connection((url.host, url.port), timeout=10) as connection:
+        connection.sendall(b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: studio\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+        reply = connection.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413") and "The request is too large (953.7 MB)" in reply
+    still_serving(client)
+
+
+def test_a_chunked_body_is_refused_once_it_passes_the_bound(guarded_app, client):
+    """Without a Content-Length the body is counted as it arrives: the chunk that passes
+    one file's bound ends it with 413 (past the guard, the same body is JSON FastAPI would
+    read in full and answer 422)."""
+    url = guarded_app[1]
+    chunk = b" " * 2**20
+
+    def body(total):
+        sent = 0
+        while sent < total:
+            piece = chunk[:min(len(chunk), total - sent)]
+            sent += len(piece)
+            yield piece
+
+    for path in ("gradio_api/queue/join", "gradio_api/stream/no-such-event"):
+        response = httpx.post(url + path, content=body(guards.MAX_BODY_BYTES + 1), timeout=60,
+                              headers={"Content-Type": "application/json"})
+        assert response.status_code == 413 and "The request is too large" in response.text, (path, response.text)
+    within = httpx.post(url + "gradio_api/queue/join", content=body(2**20), timeout=60,
+                        headers={"Content-Type": "application/json"})
+    assert within.status_code == 422  # read in full: blank JSON, not a size refusal
+    still_serving(client)
 
 
 def test_monitoring_is_not_served(guarded_app):

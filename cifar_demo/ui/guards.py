@@ -1,10 +1,13 @@
-"""Limits on the routes that take files, as pure ASGI middleware in front of Gradio's routes.
+"""Limits on request bodies and uploads, as pure ASGI middleware in front of Gradio's routes.
 
 Gradio's `/gradio_api/upload` needs no session and has no rate limit, and one request may
-carry up to 1,000 files of `max_file_size` each. UploadGuard refuses, before Gradio reads
-a byte: an upload or drawing request (`/gradio_api/component_server`, where the canvas
-sends its images) without a Content-Length or larger than one file (413/411), and uploads
-beyond a per-client token bucket (429). The client is the IP address as Gradio reports it
+carry up to 1,000 files of `max_file_size` each; its JSON routes (`/gradio_api/queue/join`,
+`/gradio_api/stream/...`, where the live camera sends its frames) read a body of any size
+into memory. UploadGuard refuses, before Gradio reads a byte: an upload or drawing request
+(`/gradio_api/component_server`, where the canvas sends its images) without a Content-Length
+(411), any request that declares a body larger than one file (413), and uploads beyond a
+per-client token bucket (429). A body sent without a length (chunked) is counted as it
+arrives and refused with 413 once it passes that bound. The client is the IP address as Gradio reports it
 (`gr.Request.client.host`: uvicorn's, which follows X-Forwarded-For only from the proxies
 FORWARDED_ALLOW_IPS trusts); IPv6 clients are counted per /64, what one host usually holds.
 A reverse proxy in front of a public deployment should still limit every route (README).
@@ -17,6 +20,7 @@ import os
 import time
 from collections import OrderedDict
 
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
@@ -26,7 +30,8 @@ from cifar_demo.ui import upload_cache
 LOG = logging.getLogger("cifar_demo.refused")
 UPLOAD_PATH = "/gradio_api/upload"
 DRAWING_PATH = "/gradio_api/component_server"
-# One file at the upload limit plus its multipart envelope (a few hundred bytes).
+# One file at the upload limit plus its multipart envelope (a few hundred bytes): the most
+# any request may carry (a drawing's or camera frame's JSON is far smaller).
 MAX_BODY_BYTES = images.MAX_FILE_BYTES + 64 * 1024
 # A person uploads a photo every few seconds at most; a script that uploads more than this
 # is throttled. Environment variables for deployments and tests.
@@ -89,34 +94,33 @@ def client_key(host):
 
 
 class UploadGuard:
-    """Pure ASGI middleware: body bounds on the file routes, a rate limit on uploads."""
+    """Pure ASGI middleware: a body bound on every request, a rate limit on uploads."""
 
     def __init__(self, app, limiter=None, max_body=MAX_BODY_BYTES):
         self.app, self.limiter, self.max_body = app, limiter or RateLimiter(), max_body
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"].rstrip("/")
-        is_upload = path.endswith(UPLOAD_PATH)
-        if not is_upload and not path.endswith(DRAWING_PATH):
-            return await self.app(scope, receive, send)
-        refusal = self.refusal(scope, is_upload)
+        is_upload = scope["method"] == "POST" and path.endswith(UPLOAD_PATH)
+        is_file_route = is_upload or (scope["method"] == "POST" and path.endswith(DRAWING_PATH))
+        refusal = self.refusal(scope, is_file_route, is_upload)
         if refusal is not None:
             return await refusal(scope, receive, send)
-        await self.app(scope, receive, send)
+        await self.app(scope, self.bounded(receive), send)
         if is_upload:
             upload_cache.wake()  # the cache may be over its cap now
 
-    def refusal(self, scope, is_upload):
+    def refusal(self, scope, is_file_route, is_upload):
         """The response refusing this request, or None to let it through."""
         length = dict(scope["headers"]).get(b"content-length")
         if length is None or not length.isdigit():
-            return PlainTextResponse("An upload must state its Content-Length.\n", status_code=411)
+            if is_file_route:
+                return PlainTextResponse("An upload must state its Content-Length.\n", status_code=411)
+            return None  # a body without a length is counted as it arrives (`bounded`)
         if int(length) > self.max_body:
-            return PlainTextResponse(
-                f"The upload is too large ({int(length) / 2**20:.1f} MB); the limit is one file of "
-                f"{images.MAX_FILE_BYTES / 2**20:.0f} MB.\n", status_code=413)
+            return PlainTextResponse(self.too_large(int(length)), status_code=413)
         if is_upload:
             wait = self.limiter.wait(client_of(scope))
             if wait > 0:
@@ -125,3 +129,23 @@ class UploadGuard:
                     f"{self.limiter.burst}); try again in {math.ceil(wait)} s.\n",
                     status_code=429, headers={"Retry-After": str(math.ceil(wait))})
         return None
+
+    def too_large(self, size):
+        return (f"The request is too large ({size / 2**20:.1f} MB); the limit is one file of "
+                f"{images.MAX_FILE_BYTES / 2**20:.0f} MB.\n")
+
+    def bounded(self, receive):
+        """`receive` that raises HTTPException 413 once the body passes the bound: FastAPI
+        passes it on from where the route reads its body, and answers 413."""
+        received = 0
+
+        async def receive_within_bound():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise HTTPException(413, self.too_large(received).strip())
+            return message
+
+        return receive_within_bound
