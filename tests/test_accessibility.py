@@ -1,6 +1,6 @@
 """Camera, phone and accessibility in the real page (headless Chromium through Playwright):
 a fake camera that films the shipped truck, every tab at phone and tablet sizes with
-axe-core run on it, and the main flow with the keyboard alone."""
+axe-core run on it, and the main flow and a training run with the keyboard alone."""
 
 import os
 import re
@@ -14,6 +14,7 @@ from tests.browser_pages import (
     PAGE_TIMEOUT,
     PHONE,
     REPO,
+    fill_until_kept,
     needs_chromium,
     predicted_label,
     shipped_example,
@@ -146,26 +147,28 @@ def test_every_tab_fits_phone_and_tablet_and_axe_finds_only_the_known_gaps(brows
     assert known <= set(found), f"README lists gaps axe no longer finds (remove them): {known - set(found)}"
 
 
+def tab_to(page, selector, limit=200):
+    """Presses Tab until the focused element matches `selector`."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement?.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
 def test_keyboard_only_example_classify_and_open_a_mistake_and_a_missing_camera(page):
     """Tab and Enter alone: an example is classified, the Mistakes tab opens, a mistake
     opens with its explanation. Then the camera, which this headless browser lacks, says
     why in the page, and the other sources keep working."""
 
-    def tab_to(selector, limit=200):
-        for _ in range(limit):
-            page.keyboard.press("Tab")
-            if page.evaluate("s => document.activeElement?.matches(s)", selector):
-                return
-        raise AssertionError(f"Tab never reached {selector}")
-
-    tab_to(".gallery-item")
+    tab_to(page, ".gallery-item")
     page.keyboard.press("Enter")
     assert predicted_label(page) in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                      "truck"}
-    tab_to("[role=tab][data-tab-id=mistakes]")
+    tab_to(page, "[role=tab][data-tab-id=mistakes]")
     page.keyboard.press("Enter")
     page.locator("#mistakes-summary").get_by_text("test accuracy").wait_for()
-    tab_to("#mistakes-gallery .thumbnail-item")
+    tab_to(page, "#mistakes-gallery .thumbnail-item")
     page.keyboard.press("Enter")
     opened = predicted_label(page.locator("#opened-label"))
     heatmap = page.locator("#opened-heatmap img")
@@ -180,6 +183,22 @@ def test_keyboard_only_example_classify_and_open_a_mistake_and_a_missing_camera(
     page.get_by_role("tab", name="Upload").click()
     page.locator("input[type=file]").first.set_input_files(str(shipped_example("ship")))
     page.locator("#shipped-label").get_by_text("ship").first.wait_for()
+
+
+def test_a_training_run_starts_and_stops_from_the_keyboard(page):
+    """The Train tab's buttons take Tab and Enter: a Custom run (set up as in the mouse test)
+    starts from the keyboard, shows its epochs, and stops from the keyboard with its results."""
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("Custom").check()
+    page.get_by_text("Settings (editable with Custom)").click()
+    page.get_by_label("Epochs", exact=True).wait_for()
+    fill_until_kept(page, {"Epochs": "30", "Training images": "500", "Batch size": "16"})
+    tab_to(page, "#start-training")
+    page.keyboard.press("Enter")
+    page.locator("#run-status").get_by_text("Epoch 1/30").wait_for()
+    tab_to(page, "#stop-training")
+    page.keyboard.press("Enter")
+    page.locator("#run-results").get_by_text("stopped by you").wait_for()
 
 
 def write_y4m(image_path, y4m_path, side=320, frames=2):
