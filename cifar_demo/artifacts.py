@@ -8,6 +8,8 @@ statistics' kNN bank holds), `x.corruptions.json` (accuracy under corruption) an
 so `shipped_files()` can list every file under weights/ the app reads (what a Space must hold).
 """
 
+import zipfile
+import zlib
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -18,6 +20,10 @@ SHIPPED_SAMPLE = WEIGHTS_DIR / "train_sample.npz"                # `data --write
 EXAMPLES_DIR = WEIGHTS_DIR / "examples"                          # `data --write-examples`: one test image per class
 SHIPPED_MODEL_CARD = WEIGHTS_DIR / "README.md"                   # the About tab's recipe section
 SHIPPED_CURVES = WEIGHTS_DIR / "training_curves.png"             # the About tab's curves of the shipped run
+# What np.load and reading an .npz's arrays raise for a missing, truncated or damaged file
+# (BadZipFile: a broken archive or checksum; zlib.error: a member's compressed bytes damaged).
+# Every reader of an .npz catches these and raises a ValueError naming the file.
+UNREADABLE_NPZ = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def companion_path(weights_path, kind, suffix=".json"):

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from cifar_demo import CLASSES
-from cifar_demo.artifacts import SHIPPED_SAMPLE
+from cifar_demo.artifacts import SHIPPED_SAMPLE, UNREADABLE_NPZ
 from cifar_demo.keras_internals import (
     CIFAR10_ARCHIVE_BYTES,
     keras_cifar10_downloaded_bytes,
@@ -115,7 +115,7 @@ def _load_npz(path):
         raise ValueError(
             f"{path} lacks the array {error}; it needs x_train, y_train, x_test, y_test."
         ) from None
-    except (OSError, ValueError) as error:
+    except UNREADABLE_NPZ as error:
         raise ValueError(f"{path} is not a readable .npz file: {error}") from None
     return _checked(**arrays, source=path)
 
@@ -199,7 +199,7 @@ class DataSample:
         try:
             with np.load(path) as archive:
                 return cls(**{name: archive[name] for name in cls.__dataclass_fields__})
-        except (OSError, KeyError, ValueError) as error:
+        except UNREADABLE_NPZ as error:
             raise ValueError(f"{path} is not a CIFAR-10 sample written by "
                              f"`python -m cifar_demo.data --write-sample` ({error})") from None
 

@@ -19,13 +19,13 @@ same pass (RunningTopK, TrainedTopActivations), with indices in place of pixels.
 """
 
 import io
-import zlib
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 from PIL import Image
 
+from cifar_demo.artifacts import UNREADABLE_NPZ
 from cifar_demo.model import FEATURES_LAYER, LOGITS_LAYER
 
 TOP_K = 9                   # test images per channel
@@ -230,7 +230,7 @@ class TopActivations:
                     stored["image_points"].astype(np.float32), stored["image_labels"], str(stored["weights_sha256"]))
         except FileNotFoundError:
             raise ValueError(f"{path} not found (python -m cifar_demo.evaluate --write-top-activations)") from None
-        except (OSError, KeyError, ValueError, EOFError, zlib.error) as error:
+        except UNREADABLE_NPZ as error:
             raise ValueError(f"{path} is not a readable top-activations file: {error}") from None
         if len(loaded.images) != len(image_indices):
             raise ValueError(f"{path} is not a readable top-activations file: {len(loaded.images)} images for "

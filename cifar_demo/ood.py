@@ -35,16 +35,21 @@ ship in a file of their own (TrainingBank) beside the weights.
 import argparse
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from cifar_demo import CLASSES
-from cifar_demo.artifacts import SHIPPED_WEIGHTS, config_path_for, neighbours_path_for, ood_path_for
+from cifar_demo.artifacts import (
+    SHIPPED_WEIGHTS,
+    UNREADABLE_NPZ,
+    config_path_for,
+    neighbours_path_for,
+    ood_path_for,
+)
 from cifar_demo.data import load_cifar10, split_training_set
-from cifar_demo.drawing_style import CANVAS_SIZE
+from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE
 from cifar_demo.images import resize_for_model
 from cifar_demo.metrics import softmax
 from cifar_demo.model import EARLY_LAYER, EXPLAIN_LAYER, FEATURES_LAYER, LOGITS_LAYER
@@ -80,11 +85,13 @@ BANK_SIZE = 5000
 KNN_K_FULL = 50              # Sun et al.'s k for all 50,000 CIFAR-10 training images
 STATISTICS_IMAGES = 10_000   # training images the class means, covariances and Gram bounds come from
 NEIGHBOURS = 8               # training images shown beside an answer
-STROKE_WIDTHS = (14, 30)     # pixels on that canvas: around the app's 22 px brush
+STROKE_WIDTHS = (BRUSH_SIZE - 8, BRUSH_SIZE + 8)  # pixels on that canvas: around the app's brush
 # Ridge added to the shared covariance, as a share of its mean variance: dead ReLU
 # channels (tiny models) make it singular; at this size the shipped model's distances
 # change by well under 1%.
 COVARIANCE_RIDGE = 1e-4
+# A value's deviation from an empty Gram bound: as far outside as a value twice its bound.
+EMPTY_BOUND_DEVIATION = 1.0
 # Ridge of the drawing detector's logistic regression (on standardised statistics).
 DRAWING_RIDGE = 1.0
 GENERATED_SETS = ("uniform noise", "solid colours", "drawings", "blurred noise")
@@ -131,7 +138,7 @@ def nearest_in_bank(features, bank, count):
     features, bank = np.asarray(features, np.float32), np.asarray(bank, np.float32)
     if not 1 <= count <= len(bank):
         raise ValueError(f"count must be between 1 and the bank's {len(bank)} images, got {count}")
-    indices, distances = [], []
+    indices, distances = [np.empty((0, count), np.int64)], [np.empty((0, count), np.float32)]
     for start in range(0, len(features), 1024):
         squared = np.maximum(2.0 - 2.0 * features[start : start + 1024] @ bank.T, 0.0)  # |a - b|^2 of unit rows
         part = np.argpartition(squared, count - 1, axis=1)[:, :count]
@@ -188,10 +195,14 @@ def gram_values(activations, order):
 
 def gram_deviation(values, low, high):
     """Each row's summed deviation from [low, high] (its predicted class's bounds, same
-    shape), relative to the bound it crosses (Sastry & Oore 2020)."""
-    below = np.where(values < low, (low - values) / (np.abs(low) + 1e-6), 0.0)
-    above = np.where(values > high, (values - high) / (np.abs(high) + 1e-6), 0.0)
-    return (below + above).sum(axis=1)
+    shape), relative to the bound it crosses (Sastry & Oore 2020). An empty bound (a class
+    no fitting image was predicted as: low +inf, high -inf) counts every value once, as
+    EMPTY_BOUND_DEVIATION: a finite amount, so that the score stays a number."""
+    with np.errstate(invalid="ignore"):  # inf / inf where a bound is empty, replaced below
+        below = np.where(values < low, (low - values) / (np.abs(low) + 1e-6), 0.0)
+        above = np.where(values > high, (values - high) / (np.abs(high) + 1e-6), 0.0)
+    empty = ~(np.isfinite(low) & np.isfinite(high))
+    return np.where(empty, EMPTY_BOUND_DEVIATION, below + above).sum(axis=1)
 
 
 def _gram_keys():
@@ -350,6 +361,8 @@ class OodDetector:
     threshold; says whether an input looks like a drawing; finds its nearest training
     images. The statistics belong to the weights they were fitted with."""
 
+    unavailable_reason = None  # the check runs (UnavailableDetector holds why it cannot)
+
     def __init__(self, predictor, score_name, threshold, statistics=None, record=None, drawing=None):
         needed = statistics_needed(score_name)  # ValueError for an unknown score
         statistics = dict(statistics or {})
@@ -359,15 +372,23 @@ class OodDetector:
                              "missing; python -m cifar_demo.ood --fit writes them)")
         pooled = predictor.model.get_layer(FEATURES_LAYER).output.shape[-1]
         early = 2 * predictor.model.get_layer(EARLY_LAYER).output.shape[-1]
-        widths = {"pooled_means": pooled, "bank_features": pooled, "early_means": early,
-                  "stage2_means": 2 * predictor.model.get_layer(STAGE2_LAYER).output.shape[-1]}
-        fitted = {key: np.shape(statistics[key])[-1] for key in widths if key in statistics}
+        stage2 = 2 * predictor.model.get_layer(STAGE2_LAYER).output.shape[-1]
+        # Shapes the model's widths fix (None: any length), checked here rather than failing
+        # inside the first request's assess.
+        expected = {"pooled_means": (NUM_CLASSES, pooled), "pooled_precision": (pooled, pooled),
+                    "bank_features": (None, pooled), "early_means": (NUM_CLASSES, early),
+                    "early_precision": (early, early), "stage2_means": (NUM_CLASSES, stage2),
+                    "stage2_precision": (stage2, stage2)}
+        shapes = {key: np.shape(statistics[key]) for key in expected if key in statistics}
         if drawing is not None:
-            widths["drawing_mean"], fitted["drawing_mean"] = early, len(drawing.mean)
-        for key, width in fitted.items():
-            if width != widths[key]:
-                raise ValueError(f"the statistics ({key}) are for {width} features but the model has {widths[key]}: "
-                                 f"they belong to other weights (refit with {FIT_COMMAND})")
+            for part in ("mean", "scale", "weights"):
+                expected[f"drawing_{part}"], shapes[f"drawing_{part}"] = (early,), np.shape(getattr(drawing, part))
+        for key, shape in shapes.items():
+            if len(shape) != len(expected[key]) or any(
+                    want is not None and want != got for want, got in zip(expected[key], shape, strict=True)):
+                wanted = "x".join("N" if want is None else str(want) for want in expected[key])
+                raise ValueError(f"the statistics ({key}) have shape {'x'.join(map(str, shape))} but this model "
+                                 f"needs {wanted}: they belong to other weights (refit with {FIT_COMMAND})")
         if "bank_features" in statistics:
             statistics["bank_features"] = bank_features(statistics["bank_features"])
         self.predictor = predictor
@@ -396,7 +417,7 @@ class OodDetector:
                               if key not in ("score_name", "threshold", "record") and not key.startswith("drawing_")}
                 return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics, record,
                            drawing)
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        except UNREADABLE_NPZ as error:
             raise ValueError(f"{path} is not an out-of-distribution statistics file: {error}") from None
 
     def save(self, path, **record):
@@ -437,14 +458,15 @@ class OodDetector:
         else:
             drawing = self.drawing.probability(measured["early"])
         looks_like_drawing = drawing > 0.5
-        return scores, drawing, (scores > self.threshold) & ~looks_like_drawing, looks_like_drawing
+        # A score that is not a number (statistics that do not fit these inputs) is flagged:
+        # the check fails closed rather than calling the input a CIFAR-10 photo.
+        over = (scores > self.threshold) | ~np.isfinite(scores)
+        return scores, drawing, over & ~looks_like_drawing, looks_like_drawing
 
     def assess(self, pixels):
         """One uint8 (32, 32, 3) model input -> what the UI shows: the score, the threshold,
         the verdict ("none of these"), and whether it looks like a drawing (with its probability)."""
-        pixels = np.asarray(pixels)
-        if pixels.shape != (32, 32, 3):
-            raise ValueError(f"assess takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        pixels = one_model_input(pixels, "assess")
         scores, drawing, flagged, looks_like_drawing = self.verdicts(pixels[None])
         return {"score": float(scores[0]), "threshold": self.threshold, "out_of_distribution": bool(flagged[0]),
                 "looks_like_drawing": bool(looks_like_drawing[0]), "drawing_probability": float(drawing[0])}
@@ -453,9 +475,7 @@ class OodDetector:
         """One uint8 (32, 32, 3) model input -> (bank positions (count,), distances (count,)):
         the training images of the bank nearest to it in the kNN score's space (Euclidean
         distance of L2-normalised pooled features), nearest first."""
-        pixels = np.asarray(pixels)
-        if pixels.shape != (32, 32, 3):
-            raise ValueError(f"nearest takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        pixels = one_model_input(pixels, "nearest")
         if "bank_features" not in self.statistics:
             raise ValueError("these out-of-distribution statistics hold no bank of training features "
                              "(python -m cifar_demo.ood --fit writes one)")
@@ -466,25 +486,44 @@ class OodDetector:
 
 class UnavailableDetector:
     """Stands in for the OodDetector when its file is missing or unreadable, so the app keeps
-    answering: no input is flagged or called a drawing, and `reason` is shown where the
-    verdict would be."""
+    answering: no input is flagged or called a drawing, and `unavailable_reason` is shown
+    where the verdict would be. Callers ask `unavailable_reason`, not isinstance: the app
+    hands its tabs a Lazy that forwards attributes."""
 
     score_name = "unavailable"
     threshold = float("nan")
 
     def __init__(self, predictor, reason):
-        self.predictor, self.reason = predictor, str(reason)
+        self.predictor, self.unavailable_reason = predictor, str(reason)
         self.record, self.statistics = {}, {}
 
     def score(self, pixels):
         return np.full(len(pixels), np.nan, dtype=np.float32)
 
+    def verdicts(self, pixels):
+        nothing = np.zeros(len(pixels), dtype=bool)
+        return self.score(pixels), self.score(pixels), nothing, nothing.copy()
+
+    def is_out_of_distribution(self, pixels):
+        return self.verdicts(pixels)[2]
+
     def assess(self, pixels):
+        one_model_input(pixels, "assess")
         return {"score": float("nan"), "threshold": self.threshold, "out_of_distribution": False,
-                "looks_like_drawing": False, "drawing_probability": float("nan"), "unavailable": self.reason}
+                "looks_like_drawing": False, "drawing_probability": float("nan"),
+                "unavailable": self.unavailable_reason}
 
     def nearest(self, pixels, count=NEIGHBOURS):
-        raise ValueError(self.reason)
+        raise ValueError(self.unavailable_reason)
+
+
+def one_model_input(pixels, method):
+    """`pixels` as one uint8 (32, 32, 3) model input; ValueError naming `method` otherwise."""
+    pixels = np.asarray(pixels)
+    if pixels.shape != (32, 32, 3) or pixels.dtype != np.uint8:
+        raise ValueError(f"{method} takes one uint8 image of shape (32, 32, 3) (to_model_input makes one), "
+                         f"got {pixels.dtype} {pixels.shape}")
+    return pixels
 
 
 class TrainingBank:
@@ -506,15 +545,15 @@ class TrainingBank:
         """Reads the bank (the shipped one when `path` is None); with `detector`, checks it
         is the bank the detector's features were computed on."""
         path = Path(path) if path is not None else neighbours_path_for(SHIPPED_WEIGHTS)
-        if isinstance(detector, UnavailableDetector):
-            raise ValueError(detector.reason)
+        if detector is not None and detector.unavailable_reason:
+            raise ValueError(detector.unavailable_reason)
         if not path.is_file():
             raise ValueError(f"no training images for the nearest neighbours at {path} "
                              "(python -m cifar_demo.ood --fit writes them)")
         try:
             with np.load(path) as archive:
                 bank = cls(archive["images"], archive["labels"], archive["indices"])
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        except UNREADABLE_NPZ as error:
             raise ValueError(f"{path} is not a file of nearest-neighbour training images: {error}") from None
         if detector is not None and not np.array_equal(detector.statistics.get("bank_indices"), bank.indices):
             raise ValueError(f"{path} holds other training images than the detector's bank "
@@ -701,7 +740,9 @@ def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None,
     return detector, table, bank
 
 
-def format_table(table, chosen):
+def format_table(table, chosen, select_on=()):
+    """The comparison as text: AUROCs, flag rates, the drawing detector's shares, and which
+    score was chosen on what (`select_on`, as given to fit)."""
     scores = [name for name in table if name in SCORES]
     compared = list(table[scores[0]]["auroc_vs_test"])
     flagged = list(table[scores[0]]["flag_rate"])
@@ -718,8 +759,9 @@ def format_table(table, chosen):
         shares = table["drawing detector"]["share called a drawing"]
         lines.append("drawing detector, share called a drawing: "
                      + ", ".join(f"{name} {share:.1%}" for name, share in shares.items()))
-    lines.append(f"chosen: {chosen} (the best worst-case AUROC of the test images against the real photos of "
-                 "other things and each generated set)")
+    against = (f"of the test images against each of {', '.join(select_on)}" if select_on
+               else "of the held-out training images against each generated set")
+    lines.append(f"chosen: {chosen} (the best worst-case AUROC {against})")
     return "\n".join(lines)
 
 
@@ -766,13 +808,14 @@ def main(argv=None):
         drawing_sets = (devset_drawings.build(args.drawings_per_class, seed=args.seed + 100)[0],
                         devset_drawings.build(args.drawings_per_class, seed=args.seed + 200)[0])
         scores = [name for name in SCORES if args.with_gram or "gram" not in components(name)]
+        select_on = ("photos foreign", *GENERATED_SETS)
         detector, table, bank = fit(predictor, data, config, args.count, args.seed, dev_sets,
-                                    ("photos foreign", *GENERATED_SETS), drawing_sets, args.statistics_images,
+                                    select_on, drawing_sets, args.statistics_images,
                                     args.bank_size, scores=scores, log=lambda line: print(line, file=sys.stderr))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(format_table(table, detector.score_name))
+    print(format_table(table, detector.score_name, select_on))
     out = ood_path_for(weights)
     detector.save(out, **table[detector.score_name], drawing=table.get("drawing detector"),
                   generated_per_set=args.count, seed=args.seed, bank_size=len(bank.indices))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_demo.artifacts import UNREADABLE_NPZ
+
 GRID_IMAGES = 100           # the blog's grid: the first 100 official test images
 MISTAKE_ORDERS = ("confidence", "margin", "index")
 
@@ -95,5 +97,5 @@ class PredictionSet:
                     archive["image_indices"],
                     archive["images"], str(archive["weights_sha256"]),
                 )
-        except (OSError, KeyError, ValueError) as error:
+        except UNREADABLE_NPZ as error:
             raise ValueError(f"{path} is not a test-predictions file: {error}") from None

@@ -2,7 +2,9 @@
 
 import os
 import re
+import struct
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +189,19 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_unconfigure(config):
     backend_reruns.stop(config)
+
+
+def damage_largest_member(path):
+    """Damages an .npz the way a bad disk or a cut copy can, past what a file-type check
+    sees: the largest member's data, so that reading it raises zlib.error (deflated: its
+    compressed bytes overwritten) or zipfile.BadZipFile (stored: a bad CRC)."""
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.compress_size)
+    raw = bytearray(Path(path).read_bytes())
+    name_length, extra_length = struct.unpack("<HH", raw[member.header_offset + 26:member.header_offset + 30])
+    start = member.header_offset + 30 + name_length + extra_length
+    if member.compress_type == zipfile.ZIP_DEFLATED:
+        raw[start:start + member.compress_size] = b"\xff" * member.compress_size
+    else:
+        raw[start + member.compress_size - 1] ^= 0xFF
+    Path(path).write_bytes(bytes(raw))

@@ -46,8 +46,9 @@ def test_ood_section_reports_the_measured_rates():
     text = about_tab.ood_markdown(detector, held_out=2000)
     assert f"{detector.threshold:.2f}" in text and "5% of 2,000 held-out" in text
     assert f"are {detector.record['generated_per_set']:,} each" in text
+    drawings = detector.record["drawing"]["share called a drawing"]
     for name, rate in detector.record["flag_rate"].items():
-        assert f"| {name} | {rate:.1%} |" in text
+        assert f"| {name} | {rate:.1%} | {drawings[name]:.1%} |" in text
     assert "| CIFAR-10 test |" in text and "| drawings |" in text
 
 

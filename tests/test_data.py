@@ -19,7 +19,7 @@ from cifar_demo.data import (
     write_examples,
 )
 from cifar_demo.model import CIFAR10_MEAN, CIFAR10_STD
-from tests.conftest import cifar10_path, requires_cifar10, toy_dataset
+from tests.conftest import cifar10_path, damage_largest_member, requires_cifar10, toy_dataset
 
 
 def save_npz(path, data):
@@ -162,6 +162,9 @@ def test_a_sample_round_trips_through_its_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not an archive")
     with pytest.raises(ValueError, match="--write-sample"):
         DataSample.load(tmp_path / "bad.npz")
+    damage_largest_member(tmp_path / "s.npz")
+    with pytest.raises(ValueError, match="--write-sample"):
+        DataSample.load(tmp_path / "s.npz")
 
 
 def test_shipped_sample_holds_ten_training_images_per_class_and_the_whole_set_statistics():

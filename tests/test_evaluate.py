@@ -13,6 +13,7 @@ from cifar_demo.metrics import (
     summarize,
 )
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, rank_mistakes
+from tests.conftest import damage_largest_member
 
 
 def test_confusion_matrix_against_a_loop_oracle():
@@ -101,6 +102,9 @@ def test_prediction_set_keeps_only_mistakes_and_the_grid_and_round_trips(tmp_pat
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(ValueError, match="not a test-predictions file"):
         PredictionSet.load(tmp_path / "bad.npz")
+    damage_largest_member(tmp_path / "p.npz")
+    with pytest.raises(ValueError, match="not a test-predictions file"):
+        PredictionSet.load(tmp_path / "p.npz")
 
 
 def test_expected_calibration_error_against_a_loop_oracle():

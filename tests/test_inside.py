@@ -27,7 +27,7 @@ from cifar_demo.predictions import file_sha256
 from cifar_demo.training import EpochSnapshot, TrainConfig, Trainer
 from cifar_demo.ui import inside_tab, inside_views
 from cifar_demo.ui.session import TrainedModel
-from tests.conftest import cifar10_path, requires_cifar10
+from tests.conftest import cifar10_path, damage_largest_member, requires_cifar10
 
 LAYERS = ["stage1_conv1_relu", "stage1_conv2_relu", "stage1_conv3_relu", "stage1_pool", "stage2_conv1_relu",
           "stage2_conv2_relu", "stage2_conv3_relu", "stage2_pool", "stage3_conv1_relu", "stage3_conv2_relu",
@@ -226,6 +226,9 @@ def test_a_missing_corrupt_or_stale_file_is_a_message_not_a_crash(tmp_path, gene
     weights.write_bytes(b"other weights")
     top, problem = inside_tab.load_top(weights=weights)
     assert top is None and "computed for other weights" in problem
+    damage_largest_member(inside_path_for(weights))
+    top, problem = inside_tab.load_top(weights=weights)
+    assert top is None and "not a readable top-activations file" in problem
 
 
 def test_a_freed_or_missing_session_model_falls_back_to_the_shipped_one(tiny):

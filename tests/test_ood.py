@@ -21,7 +21,7 @@ from cifar_demo.data import load_cifar10, split_training_set
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet
 from cifar_demo.training import TrainConfig
-from tests.conftest import cifar10_path, requires_cifar10
+from tests.conftest import cifar10_path, damage_largest_member, requires_cifar10
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "weights" / "examples"
 TINY_WIDTH_MULT = 0.125
@@ -179,8 +179,11 @@ def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, to
     np.testing.assert_allclose(loaded.score(images), detector.score(images), rtol=1e-3, atol=1e-4)
     np.testing.assert_array_equal(loaded.is_out_of_distribution(images), detector.is_out_of_distribution(images))
     np.testing.assert_allclose(loaded.verdicts(images)[1], detector.verdicts(images)[1], rtol=1e-3, atol=1e-4)
-    for name in ood.SCORES:  # every score works from the fitted statistics
-        assert ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics).score(images).shape == (18,)
+    for name in ood.SCORES:  # every score works from the fitted statistics, and is a number
+        scores = ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics).score(images)
+        assert scores.shape == (18,) and np.isfinite(scores).all(), name
+    assert loaded.score(images[:0]).shape == (0,)  # an empty batch is an empty answer
+    assert [len(part) for part in loaded.verdicts(images[:0])] == [0, 0, 0, 0]
     bank_path = tmp_path / "tiny.neighbours.npz"
     assert bank.save_if_changed(bank_path) and not bank.save_if_changed(bank_path)  # unchanged: not rewritten
     np.testing.assert_array_equal(ood.TrainingBank.load(bank_path, loaded).images, bank.images)
@@ -217,6 +220,22 @@ def test_detector_checks_its_statistics(tiny_predictor, toy_data, tmp_path):
     (tmp_path / "broken.neighbours.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="is not a file of nearest-neighbour training images"):
         ood.TrainingBank.load(tmp_path / "broken.neighbours.npz")
+    ood.OodDetector(tiny_predictor, "mahalanobis", 1.0, statistics).save(tmp_path / "damaged.ood.npz")
+    damage_largest_member(tmp_path / "damaged.ood.npz")
+    with pytest.raises(ValueError, match="is not an out-of-distribution statistics file"):
+        ood.OodDetector.load(tiny_predictor, tmp_path / "damaged.ood.npz")
+    ood.TrainingBank(toy_data.x_train[:5], toy_data.y_train[:5], np.arange(5)).save_if_changed(
+        tmp_path / "damaged.neighbours.npz")
+    damage_largest_member(tmp_path / "damaged.neighbours.npz")
+    with pytest.raises(ValueError, match="is not a file of nearest-neighbour training images"):
+        ood.TrainingBank.load(tmp_path / "damaged.neighbours.npz")
+    wrong_precision = dict(statistics, early_precision=statistics["early_precision"][:4])
+    with pytest.raises(ValueError, match=r"\(early_precision\) have shape 4x.* they belong to other weights"):
+        ood.OodDetector(tiny_predictor, "early_mahalanobis", 1.0, wrong_precision)
+    early = statistics["early_means"].shape[1]
+    short = ood.DrawingDetector(np.zeros(early), np.ones(early), np.zeros(early - 1), 0.0)
+    with pytest.raises(ValueError, match=r"\(drawing_weights\) have shape"):
+        ood.OodDetector(tiny_predictor, "energy", 1.0, drawing=short)
     with pytest.raises(ValueError, match="hold no bank of training features"):
         ood.OodDetector(tiny_predictor, "energy", 1.0).nearest(toy_data.x_test[0])
 
@@ -238,6 +257,28 @@ def test_assess_says_what_the_ui_shows(tiny_predictor):
             assert verdict["out_of_distribution"] is (flagged and not drawing)
     with pytest.raises(ValueError, match=r"one uint8 image of shape \(32, 32, 3\)"):
         ood.OodDetector(tiny_predictor, "energy", 0.0).assess(pixels[None])
+    with pytest.raises(ValueError, match=r"one uint8 image .* got float32"):
+        ood.OodDetector(tiny_predictor, "energy", 0.0).assess(pixels.astype(np.float32))
+
+
+def test_a_score_that_is_not_a_number_is_flagged(tiny_predictor, monkeypatch):
+    """Statistics that do not fit an input must not make it a CIFAR-10 photo: fail closed."""
+    monkeypatch.setattr(ood, "compute_scores", lambda *args: np.array([np.nan, 0.0], np.float32))
+    _, _, flagged, _ = ood.OodDetector(tiny_predictor, "energy", 1.0).verdicts(ood.uniform_noise(2))
+    assert flagged.tolist() == [True, False]
+
+
+def test_an_empty_gram_bound_flags_each_value_once_and_stays_finite():
+    """A class no fitting image was predicted as has bounds +inf/-inf: every value counts
+    EMPTY_BOUND_DEVIATION, where the relative formula would give inf/inf."""
+    values = np.array([[1.0, 2.0, 3.0], [0.5, 2.0, 9.0]])
+    empty_low, empty_high = np.full((2, 3), np.inf), np.full((2, 3), -np.inf)
+    np.testing.assert_array_equal(ood.gram_deviation(values, empty_low, empty_high),
+                                  [3 * ood.EMPTY_BOUND_DEVIATION] * 2)
+    low, high = np.array([[1.0, 1.0, 1.0], empty_low[1]]), np.array([[2.0, 2.0, 2.0], empty_high[1]])
+    deviation = ood.gram_deviation(values, low, high)
+    assert deviation[0] == pytest.approx((3.0 - 2.0) / (2.0 + 1e-6))  # only the third value is outside
+    assert deviation[1] == 3 * ood.EMPTY_BOUND_DEVIATION
 
 
 def test_companion_paths():
@@ -291,6 +332,7 @@ def test_shipped_threshold_flags_the_stated_share_of_held_out_images(shipped_det
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_the_app_serves_without_a_readable_detector_file_and_says_why(tiny_predictor, tmp_path, monkeypatch, damage):
     from cifar_demo.ui import about_tab, app, explain_views
+    from cifar_demo.ui.first_view import Lazy
 
     path = tmp_path / "cifar10_cnn.ood.npz"
     if damage == "corrupt":
@@ -298,13 +340,15 @@ def test_the_app_serves_without_a_readable_detector_file_and_says_why(tiny_predi
     monkeypatch.setattr(ood, "ood_path_for", lambda weights: path)
     predictor, detector = app.load_shipped(tiny_predictor)
     assert predictor is tiny_predictor and isinstance(detector, ood.UnavailableDetector)
-    assert str(path) in detector.reason
+    assert path.name in detector.unavailable_reason and str(tmp_path) not in detector.unavailable_reason
     pixels = np.zeros((32, 32, 3), np.uint8)
     verdict = detector.assess(pixels)
     assert not verdict["out_of_distribution"] and not verdict["looks_like_drawing"]
     notice = explain_views.ood_notice_html(verdict)
-    assert "check is unavailable" in notice and str(path) in notice
+    assert "check is unavailable" in notice and path.name in notice
     assert np.isnan(detector.score(pixels[None])).all()
+    assert not detector.is_out_of_distribution(pixels[None]).any()
+    lazy = Lazy(lambda: detector)  # what build_app hands the tabs
     with pytest.raises(ValueError, match="cifar10_cnn.ood.npz"):
-        ood.TrainingBank.load(detector=detector)
-    assert "unavailable" in about_tab.ood_markdown(detector, 2000)
+        ood.TrainingBank.load(detector=lazy)
+    assert "check is unavailable" in about_tab.ood_markdown(lazy, 2000)

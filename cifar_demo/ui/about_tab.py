@@ -22,7 +22,7 @@ from cifar_demo.artifacts import (
 )
 from cifar_demo.metrics import apply_temperature
 from cifar_demo.model import describe_layers
-from cifar_demo.ood import TARGET_FLAG_RATE, UnavailableDetector, describe_score
+from cifar_demo.ood import TARGET_FLAG_RATE, describe_score
 from cifar_demo.ui import robustness_views
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownImage, ShownPlot
@@ -74,12 +74,14 @@ def calibration_markdown(metrics, held_out):
 def ood_markdown(detector, held_out):
     """How the "probably none of these" warning decides, and how often it fires, from what
     `python -m cifar_demo.ood --fit` measured (`held_out`: the images the threshold was set on)."""
-    if isinstance(detector, UnavailableDetector):
-        return f"The **“Probably none of these”** check is unavailable: {detector.reason}"
+    if detector.unavailable_reason:
+        return f"The **“Probably none of these”** check is unavailable: {detector.unavailable_reason}"
     rates = detector.record.get("flag_rate", {})
+    drawings = detector.record.get("drawing", {}).get("share called a drawing", {})
     per_set = detector.record.get("generated_per_set")
-    rows = "\n".join(f"| {name} | {rate:.1%} |" for name, rate in rates.items())
-    table = f"\n\n| images | flagged |\n|---|---|\n{rows}" if rows else ""
+    rows = "\n".join(f"| {name} | {rate:.1%} | {drawings[name]:.1%} |" if name in drawings else
+                     f"| {name} | {rate:.1%} | |" for name, rate in rates.items())
+    table = f"\n\n| images | score over the threshold | called a drawing |\n|---|---|---|\n{rows}" if rows else ""
     return (
         "The Classify tab warns **“Probably none of these”** when an input looks unlike CIFAR-10, instead "
         "of asserting one of the ten classes. The score measures how far the network's internal features of the "
@@ -90,7 +92,8 @@ def ood_markdown(detector, held_out):
         + (f"; the generated inputs below are {per_set:,} each." if per_set else ".") + table +
         "\n\nThe *photos* rows are real photos that Python packages ship (devsets/README.md: 19 of other things, "
         "5 close to a class such as a lion or a motorcycle, one cat), 6 crops each; *class drawings* are "
-        "generated drawings of the ten classes, which get a “looks like a drawing” notice instead of the warning. "
+        "generated drawings of the ten classes. An input called a drawing gets the “looks like a drawing” notice "
+        "instead of the warning, whatever its score. "
         "A real photo of something outside the ten classes may still pass."
     )
 

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from cifar_demo import images
-from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS
+from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, ood_path_for
 from cifar_demo.ood import OodDetector, UnavailableDetector
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
@@ -192,13 +192,16 @@ def analytics_enabled():
 
 def load_shipped(predictor=None):
     """(predictor, its OodDetector): the shipped weights loaded when `predictor` is None. An
-    unreadable detector file is logged and stood in for, so the app still answers."""
+    unreadable detector file is logged (with its path and the error) and stood in for, so
+    the app still answers; people see the file's name only, no path on the server."""
     predictor = predictor if predictor is not None else Predictor.load()
     try:
         return predictor, OodDetector.load(predictor)
     except ValueError as error:
         LOG.error("serving without the out-of-distribution check: %s", error)
-        return predictor, UnavailableDetector(predictor, error)
+        name = ood_path_for(SHIPPED_WEIGHTS).name
+        return predictor, UnavailableDetector(predictor, f"its statistics file ({name}) is missing or unreadable "
+                                                         "(the server's log says why).")
 
 
 def warm_up(shipped, first_views=(), built=None):
