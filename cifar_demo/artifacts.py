@@ -8,11 +8,13 @@ statistics' kNN bank holds), `x.corruptions.json` (accuracy under corruption) an
 so `shipped_files()` can list every file under weights/ the app reads (what a Space must hold).
 """
 
+import os
 import zipfile
 import zlib
 from pathlib import Path
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+REPOSITORY = Path(__file__).resolve().parent.parent
+WEIGHTS_DIR = REPOSITORY / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "cifar10_cnn.weights.h5"
 SHIPPED_METRICS = WEIGHTS_DIR / "cifar10_cnn.metrics.json"       # what `evaluate --json` measured
 SHIPPED_TEST_PREDICTIONS = WEIGHTS_DIR / "test_predictions.npz"  # `evaluate --write-predictions`
@@ -24,6 +26,12 @@ SHIPPED_CURVES = WEIGHTS_DIR / "training_curves.png"             # the About tab
 # (BadZipFile: a broken archive or checksum; zlib.error: a member's compressed bytes damaged).
 # Every reader of an .npz catches these and raises a ValueError naming the file.
 UNREADABLE_NPZ = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def without_server_paths(message):
+    """`message` with the app's own folder left out of the paths in it ("weights/x.npz", not
+    "/srv/.../weights/x.npz"): what people see of an error about a shipped file."""
+    return str(message).replace(f"{REPOSITORY}{os.sep}", "")
 
 
 def companion_path(weights_path, kind, suffix=".json"):

@@ -379,6 +379,13 @@ class OodDetector:
                     "bank_features": (None, pooled), "early_means": (NUM_CLASSES, early),
                     "early_precision": (early, early), "stage2_means": (NUM_CLASSES, stage2),
                     "stage2_precision": (stage2, stage2)}
+        gram_keys = len(_gram_keys())
+        triangle = max(c * (c + 1) // 2 for c in (predictor.model.get_layer(layer).output.shape[-1]
+                                                  for layer in GRAM_LAYERS))
+        expected.update({"gram_low": (gram_keys, NUM_CLASSES, triangle),
+                         "gram_high": (gram_keys, NUM_CLASSES, triangle), "gram_scale": (gram_keys,),
+                         "bank_indices": (len(statistics.get("bank_features", ())),),
+                         **{key: (2,) for key in statistics if key.startswith("scale_")}})
         shapes = {key: np.shape(statistics[key]) for key in expected if key in statistics}
         if drawing is not None:
             for part in ("mean", "scale", "weights"):

@@ -6,7 +6,9 @@ a small cache cap and an upload limit sized for these tests, its log read by the
 Distinct clients are distinct loopback source addresses (127.0.0.2, ...), as Gradio sees them.
 """
 
+import asyncio
 import functools
+import http.client
 import io
 import json
 import logging
@@ -22,6 +24,7 @@ import pytest
 from gradio.components.image_editor import AcceptBlobs
 from gradio_client import Client, handle_file
 from PIL import Image
+from starlette.exceptions import HTTPException
 
 from cifar_demo import CLASSES, images
 from cifar_demo.ui import guards, internals, upload_cache
@@ -311,13 +314,55 @@ def test_an_upload_without_a_length_is_refused(guarded_app):
 def test_a_body_declared_over_the_bound_is_refused_before_it_is_sent(guarded_app, client):
     """A JSON route (queue/join reads its body into memory) refuses a declared 1 GB body
     from the headers alone: the body is never sent."""
-    url = httpx.URL(guarded_app[1])
-    with socket.create_connection((url.host, url.port), timeout=10) as connection:
-        connection.sendall(b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: studio\r\n"
-                           b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
-        reply = connection.recv(4096).decode()
-    assert reply.startswith("HTTP/1.1 413") and "The request is too large (953.7 MB)" in reply
+    status, headers, text = raw_request(guarded_app[1], b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: studio\r\n"
+                                        b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+    assert status == 413 and "The request is too large (953.7 MB)" in text
+    assert headers["connection"] == "close"  # the server stops reading what it refused
+    status, _, text = raw_request(guarded_app[1], b"POST /gradio_api/upload HTTP/1.1\r\nHost: studio\r\n"
+                                  b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert status == 400 and "not both" in text  # the length checks would not hold: the server reads chunks
     still_serving(client)
+
+
+def raw_request(url, head):
+    """Sends `head` (and nothing more) on a new connection: (status, lower-cased headers, body text)."""
+    url = httpx.URL(url)
+    with socket.create_connection((url.host, url.port), timeout=10) as connection:
+        connection.sendall(head)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read().decode()
+
+
+def test_a_body_past_the_bound_is_413_before_the_response_and_a_disconnect_after():
+    """Units on a stand-in route: a route that reads its body gets HTTPException 413 (which
+    FastAPI answers); a stream that has started answering and listens for the client
+    leaving (Starlette's StreamingResponse) is told the client left, not raised into."""
+    chunk = {"type": "http.request", "body": b"x" * 6, "more_body": True}
+    scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/data", "headers": []}
+
+    async def run(started_first):
+        seen, sent = [], []
+
+        async def route(scope, receive, send):
+            if started_first:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+            seen.append(await receive())
+            seen.append(await receive())
+
+        async def receive():
+            return chunk
+
+        async def send(message):
+            sent.append(message)
+
+        await guards.UploadGuard(route, max_body=10)(scope, receive, send)
+        return seen
+
+    assert asyncio.run(run(started_first=True)) == [chunk, {"type": "http.disconnect"}]
+    with pytest.raises(HTTPException) as refused:
+        asyncio.run(run(started_first=False))
+    assert refused.value.status_code == 413 and refused.value.headers == {"Connection": "close"}
 
 
 def test_a_chunked_body_is_refused_once_it_passes_the_bound(guarded_app, client):

@@ -232,6 +232,9 @@ def test_detector_checks_its_statistics(tiny_predictor, toy_data, tmp_path):
     wrong_precision = dict(statistics, early_precision=statistics["early_precision"][:4])
     with pytest.raises(ValueError, match=r"\(early_precision\) have shape 4x.* they belong to other weights"):
         ood.OodDetector(tiny_predictor, "early_mahalanobis", 1.0, wrong_precision)
+    with pytest.raises(ValueError, match=r"\(bank_indices\) have shape 3 but this model needs 5"):
+        ood.OodDetector(tiny_predictor, "knn", 1.0, {"bank_features": np.ones((5, widths[2])),
+                                                     "bank_indices": np.arange(3)})
     early = statistics["early_means"].shape[1]
     short = ood.DrawingDetector(np.zeros(early), np.ones(early), np.zeros(early - 1), 0.0)
     with pytest.raises(ValueError, match=r"\(drawing_weights\) have shape"):
@@ -334,7 +337,7 @@ def test_the_app_serves_without_a_readable_detector_file_and_says_why(tiny_predi
     from cifar_demo.ui import about_tab, app, explain_views
     from cifar_demo.ui.first_view import Lazy
 
-    path = tmp_path / "cifar10_cnn.ood.npz"
+    path = tmp_path / "elsewhere.ood.npz"  # not the shipped name: the message must name the file read
     if damage == "corrupt":
         path.write_bytes(b"not a zip archive")
     monkeypatch.setattr(ood, "ood_path_for", lambda weights: path)
@@ -349,6 +352,6 @@ def test_the_app_serves_without_a_readable_detector_file_and_says_why(tiny_predi
     assert np.isnan(detector.score(pixels[None])).all()
     assert not detector.is_out_of_distribution(pixels[None]).any()
     lazy = Lazy(lambda: detector)  # what build_app hands the tabs
-    with pytest.raises(ValueError, match="cifar10_cnn.ood.npz"):
+    with pytest.raises(ValueError, match="elsewhere.ood.npz"):
         ood.TrainingBank.load(detector=lazy)
     assert "check is unavailable" in about_tab.ood_markdown(lazy, 2000)

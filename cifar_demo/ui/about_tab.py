@@ -77,7 +77,7 @@ def ood_markdown(detector, held_out):
     if detector.unavailable_reason:
         return f"The **“Probably none of these”** check is unavailable: {detector.unavailable_reason}"
     rates = detector.record.get("flag_rate", {})
-    drawings = detector.record.get("drawing", {}).get("share called a drawing", {})
+    drawings = (detector.record.get("drawing") or {}).get("share called a drawing", {})
     per_set = detector.record.get("generated_per_set")
     rows = "\n".join(f"| {name} | {rate:.1%} | {drawings[name]:.1%} |" if name in drawings else
                      f"| {name} | {rate:.1%} | |" for name, rate in rates.items())

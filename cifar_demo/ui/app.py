@@ -9,8 +9,8 @@ import time
 import gradio as gr
 import numpy as np
 
-from cifar_demo import images
-from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS, ood_path_for
+from cifar_demo import images, ood
+from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_TEST_PREDICTIONS, SHIPPED_WEIGHTS
 from cifar_demo.ood import OodDetector, UnavailableDetector
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.predictor import Predictor
@@ -199,7 +199,7 @@ def load_shipped(predictor=None):
         return predictor, OodDetector.load(predictor)
     except ValueError as error:
         LOG.error("serving without the out-of-distribution check: %s", error)
-        name = ood_path_for(SHIPPED_WEIGHTS).name
+        name = ood.ood_path_for(SHIPPED_WEIGHTS).name  # the file OodDetector.load reads
         return predictor, UnavailableDetector(predictor, f"its statistics file ({name}) is missing or unreadable "
                                                          "(the server's log says why).")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import gradio as gr
 
 from cifar_demo import CLASSES, describe, images
-from cifar_demo.artifacts import EXAMPLES_DIR
+from cifar_demo.artifacts import EXAMPLES_DIR, without_server_paths
 from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE, PALETTE
 from cifar_demo.ood import TrainingBank
 from cifar_demo.ui import camera, explain_views
@@ -117,7 +117,8 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         try:
             gallery = explain_views.nearest_training_images(detector, training_bank.get(), pixels)
         except ValueError as error:
-            return gr.update(value=None, label=f"The nearest training images cannot be shown: {error}")
+            return gr.update(value=None,
+                             label=f"The nearest training images cannot be shown: {without_server_paths(error)}")
         return gr.update(value=gallery, label=NEIGHBOURS_LABEL)
 
     gr.Markdown(

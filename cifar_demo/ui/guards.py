@@ -6,11 +6,13 @@ carry up to 1,000 files of `max_file_size` each; its JSON routes (`/gradio_api/q
 into memory. UploadGuard refuses, before Gradio reads a byte: an upload or drawing request
 (`/gradio_api/component_server`, where the canvas sends its images) without a Content-Length
 (411), any request that declares a body larger than one file (413), and uploads beyond a
-per-client token bucket (429). A body sent without a length (chunked) is counted as it
-arrives and refused with 413 once it passes that bound. The client is the IP address as Gradio reports it
-(`gr.Request.client.host`: uvicorn's, which follows X-Forwarded-For only from the proxies
-FORWARDED_ALLOW_IPS trusts); IPv6 clients are counted per /64, what one host usually holds.
-A reverse proxy in front of a public deployment should still limit every route (README).
+per-client token bucket (429); a request stating both a length and a Transfer-Encoding
+(400: the server would go by the encoding). A body sent without a length (chunked) is
+counted as it arrives and refused with 413 once it passes that bound. Every refusal closes
+the connection. The client is the IP address as Gradio reports it (`gr.Request.client.host`:
+uvicorn's, which follows X-Forwarded-For only from the proxies FORWARDED_ALLOW_IPS trusts);
+IPv6 clients are counted per /64, what one host usually holds. A reverse proxy in front of
+a public deployment should still limit every route (README).
 """
 
 import ipaddress
@@ -33,6 +35,9 @@ DRAWING_PATH = "/gradio_api/component_server"
 # One file at the upload limit plus its multipart envelope (a few hundred bytes): the most
 # any request may carry (a drawing's or camera frame's JSON is far smaller).
 MAX_BODY_BYTES = images.MAX_FILE_BYTES + 64 * 1024
+# Refusals close the connection: the server then stops reading (and discarding) the rest
+# of a body it refused.
+CLOSE = {"Connection": "close"}
 # A person uploads a photo every few seconds at most; a script that uploads more than this
 # is throttled. Environment variables for deployments and tests.
 UPLOADS_PER_MINUTE = float(os.environ.get("CIFAR10_STUDIO_UPLOADS_PER_MINUTE", "60"))
@@ -108,35 +113,49 @@ class UploadGuard:
         refusal = self.refusal(scope, is_file_route, is_upload)
         if refusal is not None:
             return await refusal(scope, receive, send)
-        await self.app(scope, self.bounded(receive), send)
+        response_started = False
+
+        async def noting_send(message):
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, self.bounded(receive, lambda: response_started), noting_send)
         if is_upload:
             upload_cache.wake()  # the cache may be over its cap now
 
     def refusal(self, scope, is_file_route, is_upload):
         """The response refusing this request, or None to let it through."""
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if b"transfer-encoding" in headers and length is not None:
+            return PlainTextResponse("A request states either a Content-Length or a Transfer-Encoding, not both.\n",
+                                     status_code=400, headers=CLOSE)
         if length is None or not length.isdigit():
             if is_file_route:
-                return PlainTextResponse("An upload must state its Content-Length.\n", status_code=411)
+                return PlainTextResponse("An upload must state its Content-Length.\n", status_code=411,
+                                         headers=CLOSE)
             return None  # a body without a length is counted as it arrives (`bounded`)
         if int(length) > self.max_body:
-            return PlainTextResponse(self.too_large(int(length)), status_code=413)
+            return PlainTextResponse(self.too_large(int(length)), status_code=413, headers=CLOSE)
         if is_upload:
             wait = self.limiter.wait(client_of(scope))
             if wait > 0:
                 return PlainTextResponse(
                     f"Too many uploads: at most {self.limiter.rate * 60:g} a minute (bursts of "
                     f"{self.limiter.burst}); try again in {math.ceil(wait)} s.\n",
-                    status_code=429, headers={"Retry-After": str(math.ceil(wait))})
+                    status_code=429, headers={"Retry-After": str(math.ceil(wait)), **CLOSE})
         return None
 
     def too_large(self, size):
         return (f"The request is too large ({size / 2**20:.1f} MB); the limit is one file of "
                 f"{images.MAX_FILE_BYTES / 2**20:.0f} MB.\n")
 
-    def bounded(self, receive):
-        """`receive` that raises HTTPException 413 once the body passes the bound: FastAPI
-        passes it on from where the route reads its body, and answers 413."""
+    def bounded(self, receive, response_started):
+        """`receive` that raises HTTPException 413 once the body passes the bound (FastAPI
+        passes it on from where the route reads its body, and answers 413), or, once the
+        route has started its response (a stream that listens for the client leaving),
+        says the client left."""
         received = 0
 
         async def receive_within_bound():
@@ -145,7 +164,9 @@ class UploadGuard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise HTTPException(413, self.too_large(received).strip())
+                    if response_started():
+                        return {"type": "http.disconnect"}
+                    raise HTTPException(413, self.too_large(received).strip(), headers=CLOSE)
             return message
 
         return receive_within_bound

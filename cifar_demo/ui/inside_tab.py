@@ -21,7 +21,7 @@ import gradio as gr
 import numpy as np
 
 from cifar_demo import CLASSES, data, images
-from cifar_demo.artifacts import SHIPPED_WEIGHTS, inside_path_for
+from cifar_demo.artifacts import SHIPPED_WEIGHTS, inside_path_for, without_server_paths
 from cifar_demo.inside import NEIGHBOURS, TopActivations, contributions, dense_weights, kernels_of, project
 from cifar_demo.metrics import softmax
 from cifar_demo.model import CONVOLUTIONS_PER_STAGE, DEFAULT_WIDTHS, FEATURES_LAYER
@@ -64,10 +64,10 @@ def load_top(path=None, weights=SHIPPED_WEIGHTS):
     try:
         top = TopActivations.load(path)
     except ValueError as error:
-        return None, f"The top images and the feature map are not available: {error}"
+        return None, f"The top images and the feature map are not available: {without_server_paths(error)}"
     if top.weights_sha256 and Path(weights).is_file() and top.weights_sha256 != file_sha256(weights):
-        return None, (f"The top images and the feature map are not available: {path} was computed for other "
-                      "weights (python -m cifar_demo.evaluate --write-top-activations)")
+        return None, (f"The top images and the feature map are not available: {without_server_paths(path)} was "
+                      "computed for other weights (python -m cifar_demo.evaluate --write-top-activations)")
     return top, None
 
 
