@@ -29,11 +29,11 @@ from cifar_demo.evaluate import calibrate
 from cifar_demo.model import PRECISIONS, build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import (
-    CHECKPOINT_WEIGHTS,
     BatchEnded,
     EpochEnded,
     TrainConfig,
     Trainer,
+    checkpoint_weights_path,
     fastest_precision,
     save_final_weights,
 )
@@ -68,7 +68,7 @@ class Clock:
         if isinstance(event, EpochEnded):
             self.training_seconds += time.perf_counter() - self._epoch_start
             model = build_model(scaled_widths(self.config.width_mult))  # on the run's device: callbacks run
-            model.load_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)  # inside its device scope
+            model.load_weights(checkpoint_weights_path(self.checkpoint_dir))  # inside its device scope
             accuracy = float(np.mean(Predictor(model).predict_proba(self.data.x_test).argmax(axis=1)
                                      == self.data.y_test))
             self.accuracies.append(accuracy)

@@ -31,8 +31,12 @@ from cifar_demo.predictor import Predictor
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 
-CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 CHECKPOINT_STATE = "checkpoint.json"
+# The weights (with the optimizer's state) of a checkpoint: one file per epoch, named in
+# CHECKPOINT_STATE, so that a run killed between writing the two keeps a matching pair.
+# Checkpoints written before 2026-11-30 (7) hold one LEGACY_CHECKPOINT_WEIGHTS file instead.
+CHECKPOINT_WEIGHTS_PATTERN = "checkpoint-epoch{:03d}.weights.h5"
+LEGACY_CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
 FINAL_WEIGHTS = "model.weights.h5"
 CONFIG_FILE = config_path_for(FINAL_WEIGHTS).name  # model.config.json, where Predictor.load looks
 HISTORY_FILE = "history.json"
@@ -443,32 +447,65 @@ class Trainer:
         if self.checkpoint_dir is None:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        # Written to temporary names, then renamed: a run killed mid-write keeps its last
-        # complete checkpoint. The weights file carries the optimizer's state too.
-        partial_weights = self.checkpoint_dir / ("partial." + CHECKPOINT_WEIGHTS)
+        # The epoch's weights under a name of their own, then the state naming them, each
+        # written to a temporary name and renamed; older weights go last. A run killed at
+        # any point keeps a state and the weights it names.
+        name = CHECKPOINT_WEIGHTS_PATTERN.format(epochs_completed)
+        partial_weights = self.checkpoint_dir / ("partial." + name)
         model.save_weights(partial_weights)
-        partial_weights.replace(self.checkpoint_dir / CHECKPOINT_WEIGHTS)
-        state = {"epochs_completed": epochs_completed, "config": dataclasses.asdict(self.config), "history": history}
+        partial_weights.replace(self.checkpoint_dir / name)
+        # The optimizer's step count: a float16 run's loss scaling skips the steps whose
+        # gradients overflowed, so it is not epochs x steps per epoch.
+        state = {"epochs_completed": epochs_completed, "config": dataclasses.asdict(self.config), "history": history,
+                 "weights": name, "iterations": int(model.optimizer.iterations)}
         temporary = self.checkpoint_dir / (CHECKPOINT_STATE + ".tmp")
         temporary.write_text(json.dumps(state))
         temporary.replace(self.checkpoint_dir / CHECKPOINT_STATE)
+        for older in self.checkpoint_dir.glob("checkpoint*.weights.h5"):
+            if older.name != name:
+                older.unlink(missing_ok=True)
 
     def _resume(self, model, optimizer, history, steps_per_epoch):
         """Loads the last checkpoint when one exists for this same config; returns its epoch."""
         if self.checkpoint_dir is None or not (self.checkpoint_dir / CHECKPOINT_STATE).is_file():
             return 0
         state = json.loads((self.checkpoint_dir / CHECKPOINT_STATE).read_text())
-        if state["config"] != dataclasses.asdict(self.config):
+        differing = settings_differing(state["config"], self.config)
+        if differing:
             raise ValueError(
-                f"{self.checkpoint_dir} holds a checkpoint of a run with other settings; "
+                f"{self.checkpoint_dir} holds a checkpoint of a run with other settings ({', '.join(differing)}); "
                 "use another output folder or delete the checkpoint to start over"
             )
-        model.load_weights(self.checkpoint_dir / CHECKPOINT_WEIGHTS)  # restores the optimizer too
-        expected_iterations = int(state["epochs_completed"]) * steps_per_epoch
+        model.load_weights(checkpoint_weights_path(self.checkpoint_dir))  # restores the optimizer too
+        expected_iterations = int(state.get("iterations", int(state["epochs_completed"]) * steps_per_epoch))
         if int(optimizer.iterations) != expected_iterations:
             raise ValueError(f"{self.checkpoint_dir} holds no optimizer state matching its epoch count")
         history.update(state["history"])
         return int(state["epochs_completed"])
+
+
+def checkpoint_weights_path(checkpoint_dir):
+    """The weights file of the checkpoint in `checkpoint_dir` (the one its state names)."""
+    state = json.loads((Path(checkpoint_dir) / CHECKPOINT_STATE).read_text())
+    return Path(checkpoint_dir) / state.get("weights", LEGACY_CHECKPOINT_WEIGHTS)
+
+
+def settings_differing(saved, config):
+    """Names of the settings in which a checkpoint's saved config (a dict) differs from
+    `config`. A setting the saved dict lacks (added to TrainConfig later) counts at its
+    default, which must reproduce the behaviour from before it existed; init_weights
+    compares the files the paths lead to."""
+    current = dataclasses.asdict(config)
+    unknown = sorted(set(saved) - set(current))
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+
+    def same(name):
+        before, now = saved.get(name, defaults[name]), current[name]
+        if name == "init_weights" and before is not None and now is not None:
+            return Path(before).resolve() == Path(now).resolve()
+        return before == now
+
+    return unknown + [name for name in current if not same(name)]
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):

@@ -31,7 +31,8 @@ def test_train_then_evaluate(toy_npz, tmp_path, capsys):
     printed = capsys.readouterr().out
     # settings first, result last
     assert re.search(r"^settings:\n(.*\n)*\s+seed\s+3\n", printed, re.M) and "test accuracy" in printed
-    for name in ("model.weights.h5", "model.config.json", "history.json", "metrics.json", "checkpoint.weights.h5"):
+    for name in ("model.weights.h5", "model.config.json", "history.json", "metrics.json",
+                 "checkpoint.json", "checkpoint-epoch001.weights.h5"):
         assert (out / name).is_file(), name
     assert json.loads((out / "model.config.json").read_text())["train_size"] == 64
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from cifar_demo import training
 from cifar_demo.data import split_training_set
 from cifar_demo.training import (
+    CHECKPOINT_STATE,
+    LEGACY_CHECKPOINT_WEIGHTS,
     BatchEnded,
     EpochEnded,
     RunEnded,
@@ -177,8 +180,38 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(toy_data, tmp_
 
 def test_resume_refuses_a_checkpoint_of_other_settings(toy_data, tmp_path):
     Trainer(tiny_config(epochs=1), checkpoint_dir=tmp_path).run(toy_data)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(seed\)"):
         Trainer(tiny_config(epochs=1, seed=2), checkpoint_dir=tmp_path).run(toy_data)
+
+
+def test_a_checkpoint_resumes_after_a_kill_between_its_files_and_from_the_older_layout(toy_data, tmp_path):
+    """Killed after an epoch's weights were written but before the state naming them, a run
+    resumes from the previous epoch. A checkpoint in the layout before per-epoch names (one
+    checkpoint.weights.h5, no step count, a config without later settings) resumes too."""
+    config = tiny_config(epochs=2)
+    run = tmp_path / "run"
+    first = Trainer(config, checkpoint_dir=run)
+
+    def stop_in_epoch_two(event):
+        if isinstance(event, BatchEnded) and event.step == 7:
+            first.stop()
+
+    first.callbacks.append(stop_in_epoch_two)
+    first.run(toy_data)
+    state = json.loads((run / CHECKPOINT_STATE).read_text())
+    assert state["weights"] == "checkpoint-epoch001.weights.h5" and state["iterations"] == 6
+    older = tmp_path / "older"
+    shutil.copytree(run, older)
+    (older / state["weights"]).rename(older / LEGACY_CHECKPOINT_WEIGHTS)
+    del state["weights"], state["iterations"], state["config"]["drawing_style"]
+    (older / CHECKPOINT_STATE).write_text(json.dumps(state))
+    (run / "checkpoint-epoch002.weights.h5").write_bytes(b"written, then killed before the state")
+    for folder in (run, older):
+        events = []
+        resumed = Trainer(config, callbacks=[events.append], checkpoint_dir=folder).run(toy_data)
+        assert events[0].start_step == 6 and resumed.steps == 12, folder.name
+        assert [path.name for path in folder.glob("*.weights.h5")] == ["checkpoint-epoch002.weights.h5"]
+        assert json.loads((folder / CHECKPOINT_STATE).read_text())["iterations"] == 12
 
 
 def test_final_weights_carry_no_optimizer_state_and_reload(toy_data, tmp_path):
