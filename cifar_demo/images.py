@@ -170,8 +170,8 @@ def _to_rgb(image):
         return Image.fromarray(_sixteen_to_eight(np.clip(np.asarray(image), 0, 65535))).convert("RGB")
     if mode == "F":
         return _array_to_image(np.asarray(image, dtype=np.float32)).convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode in ("P", "L", "RGB") and "transparency" in image.info:
+        image = image.convert("RGBA")  # a palette or colour-key transparency (tRNS): a logo's background
     elif mode in ("LA", "La", "PA", "RGBa"):
         image = image.convert("RGBA")
     if image.mode == "RGBA":

@@ -4,6 +4,7 @@ Every case goes through `python app.py` with gradio_client, exactly as an upload
 page does, and then a normal request must still succeed.
 """
 
+import base64
 import io
 import struct
 import zlib
@@ -140,6 +141,31 @@ def test_drawings_that_are_blank_missing_or_not_images(client, tmp_path):
     with pytest.raises(Exception, match="not an image"):
         client.predict({"background": None, "layers": [], "composite": handle_file(str(tmp_path / "text.png"))},
                        api_name="/classify_drawing")
+    still_serving(client)
+
+
+def test_links_and_inline_images_in_place_of_a_file(client, tmp_path):
+    """An inline (base64 data URL) image is read by the app's own reader, as the same file
+    uploaded (a 16-bit PNG would turn white in plain Pillow's hands); a link is refused
+    without being fetched; no image at all, or a drawing without its composite, is named."""
+    levels = np.random.default_rng(3).integers(0, 65536, (40, 40), dtype=np.uint16)
+    sixteen_bit = encode(Image.fromarray(levels))
+    (tmp_path / "sixteen.png").write_bytes(sixteen_bit)
+    uploaded = client.predict(handle_file(str(tmp_path / "sixteen.png")), api_name="/classify")
+    inline = {"url": "data:image/png;base64," + base64.b64encode(sixteen_bit).decode(), "path": None}
+    assert client.predict(inline, api_name="/classify") == uploaded
+    with pytest.raises(Exception, match="inline image could not be read: the data URL is not base64"):
+        client.predict({"url": "data:image/png;base64,@@not base64@@", "path": None}, api_name="/classify")
+    with pytest.raises(Exception, match="No image file was sent"):
+        client.predict({"path": None, "url": None}, api_name="/classify")
+    link = handle_file("https://example.com/cat.png")
+    with pytest.raises(Exception, match="Links are not fetched"):
+        client.predict(link, api_name="/classify")
+    with pytest.raises(Exception, match="Links are not fetched"):
+        client.predict({"background": None, "layers": [], "composite": link}, api_name="/classify_drawing")
+    with pytest.raises(Exception, match="layers but no composite"):
+        client.predict({"background": None, "layers": [handle_file(str(tmp_path / "sixteen.png"))],
+                        "composite": None}, api_name="/classify_drawing")
     still_serving(client)
 
 

@@ -78,6 +78,19 @@ def test_transparent_palette_and_la_use_white_background():
         assert result.min() >= 250, image.mode
 
 
+def test_colour_key_transparency_uses_white_background():
+    """An RGB or grey PNG whose transparency is one colour (tRNS, what PNG optimisers make
+    of a logo's RGBA): that colour is the background, white; the rest is kept."""
+    pixels = np.zeros((40, 40, 3), np.uint8)
+    pixels[10:30, 10:30] = (200, 30, 30)
+    for image, key in ((Image.fromarray(pixels), (0, 0, 0)), (Image.fromarray(pixels).convert("L"), 0)):
+        data = encode(image, transparency=key)
+        assert Image.open(io.BytesIO(data)).mode in ("RGB", "L") and "transparency" in Image.open(io.BytesIO(data)).info
+        opaque = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).copy()
+        opaque[np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))[:, :, 3] == 0] = 255
+        np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(Image.fromarray(opaque)))
+
+
 def test_sixteen_bit_grayscale_is_scaled_to_eight_bits():
     values = np.random.default_rng(2).integers(0, 65536, size=(40, 40), dtype=np.uint16)
     image = Image.fromarray(values)  # mode I;16

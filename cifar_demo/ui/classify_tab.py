@@ -82,6 +82,10 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         """Class probabilities for the canvas, the enlarged 32x32 input, and a hint when blank;
         the 32x32 input also goes to session state (not part of the API) for the comparison."""
         composite = None if sketch is None else sketch.get("composite")
+        parts = [] if sketch is None else [sketch.get("background"), *(sketch.get("layers") or ())]
+        if composite is None and any(part is not None for part in parts):
+            raise gr.Error("The drawing has layers but no composite (the flattened picture, which is what gets "
+                           "classified): send it as 'composite'.", title="Cannot read this drawing")
         if composite is None or images.is_blank(composite):
             return None, None, DRAW_HINT, None
         pixels = model_input_or_error(composite)

@@ -19,12 +19,14 @@ import threading
 import traceback
 
 import gradio as gr
+import gradio.blocks
 import gradio.queueing
 import gradio.routes
 from fastapi import HTTPException
 from gradio.components.base import server
 from gradio.components.image_editor import AcceptBlobs
 from gradio.data_classes import FileData
+from gradio_client import utils as client_utils
 
 from cifar_demo import images
 
@@ -39,17 +41,50 @@ MAX_PENDING_DRAWING_BYTES = 64 * 1024 * 1024
 REFUSALS = logging.getLogger("cifar_demo.refused")
 
 
+async def refuse_links(component, url_or_file_path):
+    """An image component's `async_move_resource_to_block_cache`: an http(s) link sent as
+    the file is refused with a message. Gradio would download it whole into memory (httpx
+    reads the response before the file size is known), past every bound the app sets on
+    uploads. (A method assigned in each class rather than a mixin: Gradio names a template
+    component's front end after its first base class.)
+
+    Relies on: Gradio moving each input file to the cache through the component's
+    `async_move_resource_to_block_cache(path)` before preprocess. Guarded by
+    tests/test_bad_input_api.py::test_links_and_inline_images_in_place_of_a_file."""
+    if url_or_file_path is not None and client_utils.is_http_url_like(str(url_or_file_path)):
+        raise gr.Error("Links are not fetched: send the image file itself (with gradio_client, "
+                       "handle_file on a local path).", title="Cannot read this image")
+    return await gradio.blocks.Block.async_move_resource_to_block_cache(component, url_or_file_path)
+
+
+def data_url_bytes(url):
+    """The bytes of a base64 data URL ("data:image/png;base64,..."); ValueError when it is
+    over images.MAX_FILE_BYTES or not base64."""
+    encoded = url.partition(",")[2]
+    if len(encoded) > images.MAX_FILE_BYTES * 4 // 3 + 4:
+        raise ValueError(f"the image is over the {images.MAX_FILE_BYTES / 2**20:.0f} MB limit")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise ValueError("the data URL is not base64") from None
+
+
 class UploadedImage(gr.Image):
-    """gr.Image that hands the raw uploaded file to cifar_demo.images.
+    """gr.Image that hands the raw uploaded file (or an inline image's bytes) to
+    cifar_demo.images.
 
     gr.Image opens uploads with PIL before the event function runs, so a corrupt or
-    non-image file fails inside Gradio with a generic error; here every file reaches
-    our reader, which answers with a message a person can act on.
+    non-image file fails inside Gradio with a generic error, and an inline base64 image
+    would be decoded by plain Pillow (a 16-bit PNG turns white) and stored as a lossy
+    WebP; here every file reaches our reader, which answers with a message a person can
+    act on.
 
     Relies on: `preprocess(payload)` receiving a FileData with `.path` (the uploaded
-    copy in Gradio's cache), and `is_template = True` keeping gr.Image's front end for
-    a subclass. Guarded by tests/test_bad_input_api.py::test_unreadable_uploads_are_refused_with_a_message
-    and ::test_odd_but_valid_uploads_are_classified, tests/test_app_api.py::
+    copy in Gradio's cache) or, sent through the API, an ImageData whose `url` is a data
+    URL, and `is_template = True` keeping gr.Image's front end for a subclass. Guarded by
+    tests/test_bad_input_api.py::test_unreadable_uploads_are_refused_with_a_message,
+    ::test_odd_but_valid_uploads_are_classified and
+    ::test_links_and_inline_images_in_place_of_a_file, tests/test_app_api.py::
     test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving, and in the browser
     tests/test_browser.py::test_click_an_example_and_see_a_label and
     ::test_upload_a_photo_see_a_label_and_a_bad_file_gets_a_message, and with Node's
@@ -57,11 +92,21 @@ class UploadedImage(gr.Image):
     """
 
     is_template = True
+    async_move_resource_to_block_cache = refuse_links
 
     def preprocess(self, payload):
-        if payload is None or payload.path is None:
-            return super().preprocess(payload)
-        return payload.path
+        if payload is None:
+            return None
+        if payload.path is not None:
+            return payload.path
+        if payload.url and payload.url.startswith("data:"):
+            try:
+                return data_url_bytes(payload.url)
+            except ValueError as error:
+                raise gr.Error(f"The inline image could not be read: {error}.",
+                               title="Cannot read this image") from None
+        raise gr.Error("No image file was sent (with gradio_client, send handle_file(path)).",
+                       title="Cannot read this image")
 
 
 class CameraFrame(gr.Image):
@@ -78,17 +123,15 @@ class CameraFrame(gr.Image):
     """
 
     is_template = True
+    async_move_resource_to_block_cache = refuse_links
 
     def preprocess(self, payload):
         """bytes of the frame, its uploaded path, or None when there is none or it is not base64."""
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):
-            encoded = payload.url.partition(",")[2]
-            if len(encoded) > images.MAX_FILE_BYTES * 4 // 3 + 4:
-                return None
             try:
-                return base64.b64decode(encoded, validate=True)
+                return data_url_bytes(payload.url)
             except ValueError:
                 return None
         return payload.path
@@ -167,6 +210,7 @@ class DrawingCanvas(gr.Sketchpad):
     """
 
     is_template = True
+    async_move_resource_to_block_cache = refuse_links
 
     def get_block_name(self):
         return "imageeditor"
