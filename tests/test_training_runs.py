@@ -19,6 +19,7 @@ from cifar_demo.ui.training_runs import (
     RunFinished,
     RunInProgress,
     RunRefused,
+    StoppedBeforeStart,
     StopSignal,
     TrainedWeights,
     TrainingSlot,
@@ -328,6 +329,29 @@ def test_an_admission_reserves_the_slot_until_it_starts_lapses_or_is_withdrawn()
     slot.claim("rest-event")
     with pytest.raises(RunRefused, match="2 runs were started from this browser session"):
         slot.start(TINY, data, owner="rest-event")
+
+
+def test_stop_while_the_data_loads_keeps_the_run_from_starting():
+    """Stop pressed between a run's claim and its start (CIFAR-10 still loading) is not lost:
+    the run does not start, and the owner can start another."""
+    slot = TrainingSlot(fair_use(runs_per_hour_per_session=5), clock=FakeClock())
+    data = toy_dataset(train=64, test=8)
+    assert not slot.stop("alice")  # nothing going
+    slot.admit(TINY, "alice")
+    assert not slot.stop("alice")  # admitted, but its request has not claimed yet: nothing to stop
+    slot.claim("alice")
+    assert not slot.stop("bob") and slot.stop("alice")
+    with pytest.raises(StoppedBeforeStart, match="no run was started"):
+        slot.start(TINY, data, owner="alice")
+    slot.admit(TINY, "bob")  # the slot is free again
+    slot.withdraw("bob")
+    slot.claim("alice")
+    slot.start(TINY, data, owner="alice").abandon()  # the stop was for that run only
+    slot.claim("alice")
+    slot.stop("alice")
+    slot.withdraw("alice")  # that request ended without starting (its data failed to load)
+    slot.claim("alice")
+    slot.start(TINY, data, owner="alice").abandon()
 
 
 def test_a_stopped_run_frees_the_slot_at_once_and_is_tested_on_a_subset(monkeypatch):

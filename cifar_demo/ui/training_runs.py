@@ -85,6 +85,10 @@ class RunInProgress(RunRefused):
     """Another run holds the slot (or is about to)."""
 
 
+class StoppedBeforeStart(RunRefused):
+    """Its owner pressed Stop while the run was still loading its data."""
+
+
 def image_cost(width_mult, batch_size):
     """Seconds one training image costs at this width and batch size, relative to the full
     model at batch 128: a fixed part plus one growing with the square of the width (the
@@ -366,6 +370,7 @@ class TrainingSlot:
         self._guard = threading.Condition()
         self._active: ActiveRun | None = None
         self._admitted: tuple[str, float, bool] | None = None  # (owner, deadline or inf once claimed, counted)
+        self._stopped_before_start = None  # the owner of a claimed run stopped while it loaded
         self._starts = collections.defaultdict(collections.deque)  # ("session" | "address", id) -> start times
 
     @property
@@ -402,12 +407,16 @@ class TrainingSlot:
                 # free unless another took it; a lapsed admission was counted all the same.
                 self._check_free(owner)
             self._admitted = (owner, math.inf, own is not None and own[2])
+            if self._stopped_before_start == owner:  # a Stop for an earlier request of theirs
+                self._stopped_before_start = None
 
     def withdraw(self, owner):
         """Gives up `owner`'s admission (their request ended without starting a run)."""
         with self._guard:
             if self._admitted is not None and self._admitted[0] == owner:
                 self._admitted = None
+            if self._stopped_before_start == owner:
+                self._stopped_before_start = None
 
     def start(self, config, data, owner, address=None, wait_seconds=0.0):
         """Takes the slot for `owner`'s run, which runs as its `events()` are iterated. An
@@ -417,6 +426,9 @@ class TrainingSlot:
         RunRefused (RunInProgress when the slot is taken) otherwise."""
         config.validate()
         with self._guard:
+            if self._stopped_before_start == owner:
+                self._stopped_before_start = self._admitted = None
+                raise StoppedBeforeStart("Stopped before training began: no run was started.")
             if not self._guard.wait_for(lambda: self._active is None, timeout=wait_seconds):
                 raise RunInProgress(self._busy_message())
             available = len(data.x_train)
@@ -431,9 +443,14 @@ class TrainingSlot:
         return run
 
     def stop(self, owner):
-        """Stops `owner`'s run; False when they have none (another person's run is theirs)."""
+        """Stops `owner`'s run, or keeps it from starting when its request is still loading
+        the data; False when they have none (another person's run is theirs)."""
         with self._guard:
             run = self._active
+            if run is None and self._admitted is not None and self._admitted[0] == owner \
+                    and self._admitted[1] == math.inf:  # claimed: its request is loading the data
+                self._stopped_before_start = owner
+                return True
         if run is None or run.owner != owner:
             return False
         run.stop()
