@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx2
 import yaml
 from huggingface_hub import HfApi, SpaceHardware, constants, get_token
-from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import validate_repo_id
 
 from cifar_demo.artifacts import shipped_files
 
@@ -32,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parent
 README = REPO / "README.md"
 GITATTRIBUTES = REPO / ".gitattributes"  # LFS patterns, for whoever later clones the Space and pushes with git
 SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
-MAX_SPACE_ID = 96  # the Hub's limit on a repository id
+MAX_SPACE_ID = 96  # the Hub's limit on an owner's and on a repository's name
 MAX_SHORT_DESCRIPTION = 60
 REQUIRED_TAGS = ("image-classification", "keras", "tensorflow", "cifar10")
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}  # what the Hub accepts
@@ -76,9 +77,14 @@ class Upload:
 
 
 def check_space_id(space_id):
-    """`space_id` if it is a valid OWNER/NAME, else ValueError (checked before any network)."""
-    valid = (SPACE_ID.fullmatch(space_id) and len(space_id) <= MAX_SPACE_ID and ".." not in space_id
-             and "--" not in space_id and not space_id.endswith((".", "-", ".git")))
+    """`space_id` if it is a valid OWNER/NAME, else ValueError (checked before any network,
+    by our rules and by huggingface_hub's own, which the real run applies)."""
+    valid = (SPACE_ID.fullmatch(space_id) and all(len(part) <= MAX_SPACE_ID for part in space_id.split("/"))
+             and ".." not in space_id and "--" not in space_id and not space_id.endswith((".", "-", ".git")))
+    try:
+        validate_repo_id(space_id)
+    except HFValidationError:
+        valid = False
     if not valid:
         raise ValueError(f"{space_id!r} is not a Space id: give OWNER/NAME, for example alice/cifar10-studio "
                          f"(letters, digits, '-', '_' and '.', at most {MAX_SPACE_ID} characters)")
@@ -276,10 +282,11 @@ def publish(upload, space_id, hardware, private):
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
                         space_hardware=choice)
         runtime = api.get_space_runtime(space_id)
-        if needs_new_hardware(runtime.requested_hardware or runtime.hardware, hardware):
-            api.request_space_hardware(space_id, choice)
+        # The files first: if the upload fails, the Space keeps files and hardware that match.
         api.upload_folder(repo_id=space_id, repo_type="space", folder_path=folder, delete_patterns="*",
                           commit_message=f"Publish CIFAR-10 Studio ({hardware})")
+        if needs_new_hardware(runtime.requested_hardware or runtime.hardware, hardware):
+            api.request_space_hardware(space_id, choice)
     return space_url(space_id)
 
 
