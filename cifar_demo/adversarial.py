@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from cifar_demo.backend import compile_input_gradient
+from cifar_demo.images import check_model_input
 from cifar_demo.model import LOGITS_LAYER
 
 MAX_EPSILON = 8                            # the Robustness tab's slider: 1-8 levels of 255
@@ -78,10 +79,7 @@ def attack_every_epsilon(predictor, image, method="pgd", epsilons=EPSILONS, **at
     smallest_flipping_epsilon searches, kept for a view that shows each epsilon's attack."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    pixels = np.asarray(image)
-    if pixels.dtype != np.uint8 or pixels.shape != (32, 32, 3):
-        raise ValueError(f"the epsilon search takes one uint8 image of shape (32, 32, 3), "
-                         f"got {pixels.dtype} {pixels.shape}")
+    pixels = check_model_input(image, "the epsilon search")
     grid = np.asarray(sorted(epsilons))
     if grid.size == 0:
         raise ValueError("epsilons must name at least one epsilon")

@@ -57,6 +57,15 @@ def square_crop_box(width, height):
     return (width - side) // 2, (height - side) // 2, side
 
 
+def check_model_input(pixels, caller):
+    """`pixels` as one uint8 (32, 32, 3) model input (what to_model_input returns);
+    ValueError naming `caller` otherwise."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
+        raise ValueError(f"{caller} takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+    return pixels
+
+
 def to_rgb_image(source, draft_side=None):
     """Opens `source` and returns an upright 8-bit RGB PIL image, or raises ValueError.
 

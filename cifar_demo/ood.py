@@ -50,7 +50,7 @@ from cifar_demo.artifacts import (
 )
 from cifar_demo.data import load_cifar10, split_training_set
 from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE
-from cifar_demo.images import resize_for_model
+from cifar_demo.images import check_model_input, resize_for_model
 from cifar_demo.metrics import softmax
 from cifar_demo.model import EARLY_LAYER, EXPLAIN_LAYER, FEATURES_LAYER, LOGITS_LAYER
 from cifar_demo.predictor import Predictor
@@ -473,7 +473,7 @@ class OodDetector:
     def assess(self, pixels):
         """One uint8 (32, 32, 3) model input -> what the UI shows: the score, the threshold,
         the verdict ("none of these"), and whether it looks like a drawing (with its probability)."""
-        pixels = one_model_input(pixels, "assess")
+        pixels = check_model_input(pixels, "assess")
         scores, drawing, flagged, looks_like_drawing = self.verdicts(pixels[None])
         return {"score": float(scores[0]), "threshold": self.threshold, "out_of_distribution": bool(flagged[0]),
                 "looks_like_drawing": bool(looks_like_drawing[0]), "drawing_probability": float(drawing[0])}
@@ -482,7 +482,7 @@ class OodDetector:
         """One uint8 (32, 32, 3) model input -> (bank positions (count,), distances (count,)):
         the training images of the bank nearest to it in the kNN score's space (Euclidean
         distance of L2-normalised pooled features), nearest first."""
-        pixels = one_model_input(pixels, "nearest")
+        pixels = check_model_input(pixels, "nearest")
         if "bank_features" not in self.statistics:
             raise ValueError("these out-of-distribution statistics hold no bank of training features "
                              "(python -m cifar_demo.ood --fit writes one)")
@@ -515,22 +515,13 @@ class UnavailableDetector:
         return self.verdicts(pixels)[2]
 
     def assess(self, pixels):
-        one_model_input(pixels, "assess")
+        check_model_input(pixels, "assess")
         return {"score": float("nan"), "threshold": self.threshold, "out_of_distribution": False,
                 "looks_like_drawing": False, "drawing_probability": float("nan"),
                 "unavailable": self.unavailable_reason}
 
     def nearest(self, pixels, count=NEIGHBOURS):
         raise ValueError(self.unavailable_reason)
-
-
-def one_model_input(pixels, method):
-    """`pixels` as one uint8 (32, 32, 3) model input; ValueError naming `method` otherwise."""
-    pixels = np.asarray(pixels)
-    if pixels.shape != (32, 32, 3) or pixels.dtype != np.uint8:
-        raise ValueError(f"{method} takes one uint8 image of shape (32, 32, 3) (to_model_input makes one), "
-                         f"got {pixels.dtype} {pixels.shape}")
-    return pixels
 
 
 class TrainingBank:

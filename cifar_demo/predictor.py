@@ -17,7 +17,14 @@ import numpy as np
 from cifar_demo import CLASSES
 from cifar_demo.artifacts import SHIPPED_WEIGHTS, calibration_path_for, config_path_for
 from cifar_demo.backend import compile_inference, input_gradient
-from cifar_demo.images import MODEL_SIZE, resize_for_model, square_crop_box, to_model_input, to_rgb_image
+from cifar_demo.images import (
+    MODEL_SIZE,
+    check_model_input,
+    resize_for_model,
+    square_crop_box,
+    to_model_input,
+    to_rgb_image,
+)
 from cifar_demo.model import (
     EARLY_LAYER,
     EXPLAIN_LAYER,
@@ -178,10 +185,7 @@ class Predictor:
         flows: every convolution stage's output after BatchNorm and ReLU (H, W, C), each
         pooling output (H, W, C) and the pooled features (C,). Named as the model's layers;
         one compiled pass, built on first use."""
-        pixels = np.asarray(pixels)
-        if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
-            raise ValueError(
-                f"activations takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        pixels = check_model_input(pixels, "activations")
         return OrderedDict((name, value[0]) for name, value in self.batch_activations(pixels[None]).items())
 
     def batch_activations(self, images):
@@ -306,10 +310,7 @@ class Predictor:
         """Grad-CAM of one uint8 (32, 32, 3) model input for class `class_index` (the top
         class when None): float32 (side, side) in [0, 1], bilinear from the map's own grid
         (pass a larger `side` to draw it over an enlarged input in one interpolation)."""
-        pixels = np.asarray(pixels)
-        if pixels.dtype != np.uint8 or pixels.shape != (MODEL_SIZE, MODEL_SIZE, 3):
-            raise ValueError(
-                f"explain_pixels takes one uint8 image of shape (32, 32, 3), got {pixels.dtype} {pixels.shape}")
+        pixels = check_model_input(pixels, "explain_pixels")
         if class_index is not None and (isinstance(class_index, (bool, str)) or int(class_index) != class_index
                                         or not 0 <= class_index < len(CLASSES)):
             raise ValueError(f"class_index must be an integer in 0..{len(CLASSES) - 1}, got {class_index!r}")
