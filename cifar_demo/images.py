@@ -2,7 +2,8 @@
 
 Handles what people actually upload: EXIF-rotated phone photos, palette and
 grayscale PNGs, transparent images (composited on white, the way a viewer shows
-them), CMYK JPEGs, 16-bit scans, animated GIFs (first frame), and refuses empty,
+them), CMYK JPEGs, 16-bit scans, animated GIFs (first frame), photos tagged with a
+colour profile other than sRGB (Display P3 from phones, Adobe RGB), and refuses empty,
 truncated, non-image and decompression-bomb files with a message a person can act on.
 """
 
@@ -12,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 MODEL_SIZE = 32
 # Larger than any camera photo (a 6000x6000 PNG is 36 MP), far below what would exhaust
@@ -33,6 +34,10 @@ REDUCING_GAP = 3.0
 # each side: a 24 MP photo decodes about ten times faster, for a 32x32 result.
 JPEG_DRAFT_SIDE = 8 * MODEL_SIZE
 WHITE = (255, 255, 255)
+SRGB = ImageCms.createProfile("sRGB")
+# Modes whose embedded ICC profile is honoured: colour photos. A grey profile only moves
+# the tone curve slightly, and a palette image with a profile is vanishingly rare.
+PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB"}
 
 
 class TooLarge(ValueError):
@@ -173,6 +178,23 @@ def _sixteen_to_eight(array):
     return np.rint(np.asarray(array, dtype=np.float64) / 257.0).astype(np.uint8)
 
 
+def _in_srgb(image):
+    """The image's colours in sRGB, the space CIFAR-10's photos (and untagged files) are in.
+
+    A phone photo tagged Display P3 shown without its profile looks washed out, and a CMYK
+    file with one converts far better through it. A profile LittleCMS cannot read is
+    ignored, the way browsers show such a file.
+    """
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in PROFILED_MODES:
+        return image
+    try:
+        embedded = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        return ImageCms.profileToProfile(image, embedded, SRGB, outputMode=PROFILED_MODES[image.mode])
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+
+
 def _to_rgb(image):
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
@@ -183,6 +205,7 @@ def _to_rgb(image):
         image = image.convert("RGBA")  # a palette or colour-key transparency (tRNS): a logo's background
     elif mode in ("LA", "La", "PA", "RGBa"):
         image = image.convert("RGBA")
+    image = _in_srgb(image)
     if image.mode == "RGBA":
         background = Image.new("RGBA", image.size, WHITE + (255,))
         return Image.alpha_composite(background, image).convert("RGB")

@@ -120,6 +120,17 @@ def test_odd_but_valid_uploads_are_classified(client, tmp_path, name):
     still_serving(client)
 
 
+def test_the_tta_flag_takes_only_true_or_false(client):
+    example = handle_file(example_paths()[0])
+    plain = client.predict(example, False, api_name="/classify")
+    assert client.predict(example, None, api_name="/classify") == plain
+    assert client.predict(example, True, api_name="/classify")["label"] in CLASSES
+    for not_a_flag in ("false", 1, [True]):
+        with pytest.raises(Exception, match="tta must be true or false"):
+            client.predict(example, not_a_flag, api_name="/classify")
+    still_serving(client)
+
+
 def test_uploads_over_the_size_limit_are_refused_before_reading(client, tmp_path):
     big = tmp_path / "big.png"
     big.write_bytes(encode(Image.new("RGB", (8, 8))) + bytes(21 * 1024 * 1024))  # 21 MB, limit 20 MB

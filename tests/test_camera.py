@@ -43,8 +43,10 @@ def test_live_frames_are_classified_and_bad_frames_skipped(live_handler):
     assert max(label, key=label.get) == CLASSES[0] and predictor.calls == 1
     assert view["value"].shape == (128, 128, 3) and view["alt_text"].startswith("32x32 input, mostly ")
     assert line.startswith("Live: frame 1,") and answered[0] == 1
-    for bad in (b"not a jpeg", b"", None):  # skipped: nothing shown changes, the count stays
-        assert handle(bad, answered) == (gr.skip(), gr.skip(), gr.skip(), answered)
+    for bad in (b"not a jpeg", b""):  # skipped: the answer shown stays, the count too, and the line says so
+        assert handle(bad, answered) == (gr.skip(), gr.skip(), "Live: a frame could not be read and was skipped; "
+                                         "1 answered so far", answered)
+    assert handle(None, answered) == (gr.skip(), gr.skip(), gr.skip(), answered)  # no frame yet
     assert predictor.calls == 1
     _, _, line, answered = handle(frame, answered)
     assert line.startswith("Live: frame 2,") and answered[0] == 2

@@ -91,6 +91,78 @@ def test_colour_key_transparency_uses_white_background():
         np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(Image.fromarray(opaque)))
 
 
+# sRGB's primaries adapted to the ICC's D50 white (IEC 61966-2-1 via Bradford): rows are
+# the red, green and blue colorants' XYZ.
+SRGB_COLORANTS_D50 = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+
+
+def matrix_profile(colorants, gamma):
+    """An ICC v2 RGB display profile (matrix and one gamma per channel), built byte by byte:
+    no non-sRGB profile is on these machines, and this one's effect is known exactly."""
+    def s15(value):
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(values):
+        return b"XYZ " + bytes(4) + b"".join(s15(value) for value in values)
+
+    text = b"test profile\0"
+    description = (b"desc" + bytes(4) + struct.pack(">I", len(text)) + text
+                   + bytes(8) + bytes(3) + bytes(67))  # no Unicode or ScriptCode description
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    tags = [(b"desc", description), (b"wtpt", xyz((0.9642, 1.0, 0.8249))),
+            (b"rXYZ", xyz(colorants[0])), (b"gXYZ", xyz(colorants[1])), (b"bXYZ", xyz(colorants[2])),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve), (b"cprt", b"text" + bytes(4) + b"none\0")]
+    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, data in tags:
+        data += bytes(-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + bytes(4) + bytes((2, 0x10, 0, 0)) + b"mntrRGB XYZ " + bytes(12)
+              + b"acsp" + bytes(24) + struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48))
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def srgb_encode(linear):
+    """The sRGB transfer function (IEC 61966-2-1): linear light 0..1 -> 0..255."""
+    linear = np.asarray(linear, dtype=np.float64)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return encoded * 255
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_colour_profile_is_converted_to_srgb(fmt):
+    # Linear light (gamma 1) with sRGB's primaries: each value v must come out as sRGB's
+    # encoding of v/255, the oracle; left unconverted, v would stay v (64 instead of 137).
+    levels = np.array([0, 16, 64, 128, 192, 255], dtype=np.uint8)
+    flat = np.broadcast_to(levels[:, None, None], (6, 48, 3))
+    image = Image.fromarray(np.repeat(flat, 8, axis=0).reshape(48, 48, 3))
+    quality = {"quality": 100} if fmt == "JPEG" else {}
+    data = encode(image, fmt, icc_profile=matrix_profile(SRGB_COLORANTS_D50, 1.0), **quality)
+    rows = np.asarray(images.to_rgb_image(data), dtype=np.float64)[4::8, 24]  # the middle of each band
+    np.testing.assert_allclose(rows, np.repeat(srgb_encode(levels / 255)[:, None], 3, axis=1), atol=2)
+
+
+def test_a_profile_with_other_primaries_moves_colours_where_it_says():
+    # A profile whose red is sRGB's blue and whose blue is sRGB's red (and gamma 2.2): a pixel
+    # stored red-heavy is, in sRGB, blue-heavy. Alpha is kept, composited on white.
+    swapped = matrix_profile(SRGB_COLORANTS_D50[::-1], 2.2)
+    stored = Image.new("RGBA", (32, 32), (200, 30, 40, 255))
+    stored.putpixel((0, 0), (200, 30, 40, 0))
+    result = images.to_rgb_image(encode(stored, icc_profile=swapped))
+    expected = srgb_encode((np.array([40, 30, 200]) / 255) ** 2.2)
+    np.testing.assert_allclose(result.getpixel((16, 16)), expected, atol=1.5)
+    assert result.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_an_unreadable_profile_is_ignored_like_a_browser_does():
+    image = Image.fromarray(random_rgb())
+    data = encode(image, icc_profile=b"not an ICC profile" * 8)
+    assert Image.open(io.BytesIO(data)).info["icc_profile"]  # the file does carry it
+    np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(image))
+
+
 def test_sixteen_bit_grayscale_is_scaled_to_eight_bits():
     values = np.random.default_rng(2).integers(0, 65536, size=(40, 40), dtype=np.uint16)
     image = Image.fromarray(values)  # mode I;16

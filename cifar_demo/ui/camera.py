@@ -47,15 +47,16 @@ def build(predictor):
 
     def classify_frame(frame, answered):
         """One live frame -> (top 3, the 32x32 view, the frames/s line, the session's answered
-        frames: count and recent times). A frame that cannot be decoded is skipped: the stream
-        goes on with the last answer shown."""
+        frames: count and recent times). A frame that cannot be decoded is skipped, and the
+        frames/s line says so: the stream goes on with the last answer shown."""
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), answered
+        count, times = answered or (0, [])
         try:
             pixels = images.to_model_input(frame)
         except ValueError:
-            return gr.skip(), gr.skip(), gr.skip(), answered
-        count, times = answered or (0, [])
+            line = f"Live: a frame could not be read and was skipped; {count} answered so far"
+            return gr.skip(), gr.skip(), line, answered
         now = time.monotonic()
         count, times = count + 1, [moment for moment in times if now - moment <= RATE_WINDOW] + [now]
         view = gr.update(value=images.upscale_nearest(pixels, SEEN_SCALE), alt_text=describe.model_input(pixels))

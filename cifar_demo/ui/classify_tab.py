@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from cifar_demo import CLASSES, describe, images
 from cifar_demo.artifacts import EXAMPLES_DIR, without_server_paths
@@ -45,6 +46,14 @@ def tta_label(metrics):
     return f"{base}; on the test set {metrics['accuracy']:.2%} → {metrics['tta_accuracy']:.2%} ({gain:+.2f} points)"
 
 
+def tta_flag(value):
+    """The TTA toggle's value as a bool; None (left out of an API call) is off. Anything else,
+    such as the string "false" (truthy in Python), is refused rather than guessed at."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise gr.Error(f"tta must be true or false, got {value!r}.", title="Cannot read this request")
+
+
 def build(predictor, trained_model, detector, metrics=None, shared_input=None):
     """Lays out the tab and wires its events; `predictor` answers every request, `detector`
     (an ood.OodDetector for it) says when an input is unlike CIFAR-10, and the session's
@@ -66,11 +75,11 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         if image_path is None:  # the image was cleared
             return None, None
         pixels = model_input_or_error(image_path)
-        return predictor.label(pixels, tta=bool(tta)), pixels
+        return predictor.label(pixels, tta=tta_flag(tta)), pixels
 
     def relabel(pixels, tta):
         """The shipped model's answer again when the TTA toggle changes."""
-        return None if pixels is None else predictor.label(pixels, tta=bool(tta))
+        return None if pixels is None else predictor.label(pixels, tta=tta_flag(tta))
 
     def enlarge(pixels):
         """The 32x32 input enlarged, with its alt text."""
@@ -89,13 +98,13 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         if composite is None or images.is_blank(composite):
             return None, None, DRAW_HINT, None
         pixels = model_input_or_error(composite)
-        return predictor.label(pixels, tta=bool(tta)), enlarge(pixels), "", pixels
+        return predictor.label(pixels, tta=tta_flag(tta)), enlarge(pixels), "", pixels
 
     def compare(pixels, model, tta):
         """The session's own model's answer for the same 32x32 input, when it has one in use."""
         if model is None:
             return gr.update(visible=False, value=None)
-        answer = None if pixels is None else model.predictor.label(pixels, tta=bool(tta))
+        answer = None if pixels is None else model.predictor.label(pixels, tta=tta_flag(tta))
         return gr.update(visible=True, value=answer, label=f"Your trained model ({model.summary})")
 
     def explain(pixels, choice, opacity, tta):
@@ -103,7 +112,7 @@ def build(predictor, trained_model, detector, metrics=None, shared_input=None):
         whether the input looks like CIFAR-10 at all."""
         if pixels is None:
             return gr.update(value=None, label=EXPLAIN_LABEL), "", gr.update(label=SHIPPED_LABEL)
-        probabilities = predictor.predict_proba(pixels[None], tta=bool(tta))[0]
+        probabilities = predictor.predict_proba(pixels[None], tta=tta_flag(tta))[0]
         overlay, caption = explain_views.explanation(predictor, pixels, probabilities, choice, opacity, SEEN_SCALE)
         assessment = detector.assess(pixels)
         return (gr.update(value=overlay, label=caption, alt_text=caption),
