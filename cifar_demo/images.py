@@ -2,8 +2,9 @@
 
 Handles what people actually upload: EXIF-rotated phone photos, palette and
 grayscale PNGs, transparent images (composited on white, the way a viewer shows
-them), CMYK JPEGs, 16-bit scans, animated GIFs (first frame), photos tagged with a
-colour profile other than sRGB (Display P3 from phones, Adobe RGB), and refuses empty,
+them), CMYK JPEGs, 16-bit scans, animated GIFs (first frame), iPhone HEIC photos,
+photos tagged with a colour profile other than sRGB (Display P3 from phones, Adobe RGB),
+and refuses empty,
 truncated, non-image and decompression-bomb files with a message a person can act on.
 """
 
@@ -14,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
+
+# HEIC/HEIF, what iPhones take photos in (Pillow reads AVIF itself). pillow-heif applies
+# the file's own rotation and leaves EXIF orientation 1, so exif_transpose does not turn it twice.
+register_heif_opener()
 
 MODEL_SIZE = 32
 # Larger than any camera photo (a 6000x6000 PNG is 36 MP), far below what would exhaust
@@ -128,7 +134,7 @@ def _open(source):
             return Image.open(stream)
     except UnidentifiedImageError:
         raise ValueError(
-            f"{name} is not an image Pillow can read. Upload a PNG, JPEG, GIF, WebP or BMP file."
+            f"{name} is not an image Pillow can read. Upload a PNG, JPEG, HEIC, WebP, GIF or BMP file."
         ) from None
     except Image.DecompressionBombError:  # over MAX_PIXELS: Pillow refuses before we see the size
         raise TooLarge(

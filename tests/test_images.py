@@ -163,6 +163,32 @@ def test_an_unreadable_profile_is_ignored_like_a_browser_does():
     np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(image))
 
 
+def smooth_rgb(width=64, height=48):
+    """A smooth colour ramp: what a lossy codec keeps almost exactly."""
+    across, down = np.meshgrid(np.linspace(0, 255, width), np.linspace(255, 0, height))
+    return np.stack([across, down, np.full_like(across, 90)], axis=-1).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt, params", [("HEIF", {"quality": -1, "chroma": 444}),  # lossless but for YCbCr
+                                         ("AVIF", {"quality": 100, "subsampling": "4:4:4"})])
+def test_iphone_heic_and_avif_photos_read_like_their_png(fmt, params):
+    image = Image.fromarray(smooth_rgb())
+    data = encode(image, fmt, **params)
+    assert Image.open(io.BytesIO(data)).format == fmt
+    difference = images.to_model_input(data).astype(int) - images.to_model_input(encode(image))
+    assert np.abs(difference).max() <= 2
+
+
+def test_a_heic_photo_is_turned_upright_once():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: to be turned 90 degrees clockwise to view
+    sideways = Image.fromarray(smooth_rgb(64, 32))
+    upright = images.to_rgb_image(encode(sideways, "HEIF", quality=-1, chroma=444, exif=exif.tobytes()))
+    assert upright.size == (32, 64)
+    expected = np.asarray(sideways.transpose(Image.Transpose.ROTATE_270), dtype=int)
+    assert np.abs(np.asarray(upright, dtype=int) - expected).max() <= 2
+
+
 def test_sixteen_bit_grayscale_is_scaled_to_eight_bits():
     values = np.random.default_rng(2).integers(0, 65536, size=(40, 40), dtype=np.uint16)
     image = Image.fromarray(values)  # mode I;16
