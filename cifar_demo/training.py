@@ -75,8 +75,8 @@ class TrainConfig:
     augment: bool = setting(True, "random crop from the reflect-padded image + horizontal flip")
     crop_padding: int = setting(4, "padding on each side before the random crop", "pixels")
     drawing_style: float = setting(
-        0.0, "share of training images shown as a drawing instead (outline, palette colours, cartoon or coloured "
-        "strokes on white; cifar_demo/drawing_style.py), so the model learns drawings too")
+        0.0, "share of training images shown as a drawing instead (outline, palette colours, cartoon, coloured "
+        "strokes on white or a silhouette on paper; cifar_demo/drawing_style.py), so the model learns drawings too")
     precision: str = setting(
         "float32", "float32; mixed_bfloat16 (bf16 compute, float32 variables: CPUs with AMX, recent GPUs) "
         "or mixed_float16 (GPUs with float16 tensor cores; the loss is scaled); bench/RESULTS.md compares them",
