@@ -90,6 +90,16 @@ def needs_download(path=None):
     return not keras_has_cifar10()
 
 
+def on_this_machine(path=None):
+    """True when the full CIFAR-10 can be read here without a download: the file or folder
+    `path` (or $CIFAR10_PATH) names exists, or Keras' cache holds it. A CIFAR10_PATH naming
+    nothing is False, where needs_download is False too: reading would fail either way."""
+    source = path if path is not None else os.environ.get(ENV_VAR)
+    if source:
+        return Path(source).exists()
+    return keras_has_cifar10()
+
+
 def download_progress():
     """(bytes downloaded so far, bytes in all) of the CIFAR-10 archive while
     load_cifar10 downloads it."""

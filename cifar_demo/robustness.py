@@ -27,7 +27,7 @@ def corruption_accuracy(predictor, images, labels, seed=0, progress=None):
     images (N, 32, 32, 3) with their labels. `progress(done, total, name, severity,
     accuracy)` is called after each corruption and severity."""
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim != 4 or len(images) == 0 or len(images) != len(labels):
+    if images.ndim != 4 or len(images) == 0 or labels.shape != (len(images),):
         raise ValueError(f"need one label per image and at least one image, got {images.shape} images "
                          f"and {labels.shape} labels")
     started = time.perf_counter()
@@ -72,7 +72,9 @@ def load_report(path):
     path = Path(path)
     try:
         report = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        raise ValueError(f"cannot read the corruption report {path}: {error.strerror or error}") from None
+    except ValueError as error:
         raise ValueError(f"cannot read the corruption report {path}: {error}") from None
     if not isinstance(report, dict) or not {"clean_accuracy", "corruptions", "mean_corruption_accuracy"} <= set(report):
         raise ValueError(f"{path} is not a corruption report (written by python -m cifar_demo.evaluate --corruptions)")

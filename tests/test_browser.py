@@ -105,7 +105,7 @@ def test_start_a_tiny_run_see_the_curves_move_and_stop_it(page, browser, app_ser
     wait_for_loaded_image(page, "#inside-stage3_conv3_relu img")  # its top images, kept by its run's test pass
     grid = page.locator("#inside-stage3_conv3_relu img")
     ratio = grid.bounding_box()["width"] / grid.evaluate("image => image.naturalWidth")
-    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 2
+    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 3
     page.locator("#inside-close-line").get_by_text("activate it most for your model, among all 300").wait_for()
     page.locator("#inside-top .thumbnail-item").nth(8).wait_for()
     assert page.locator("#inside-top .thumbnail-item").count() == 9
@@ -240,8 +240,8 @@ def test_inside_the_network_shows_a_channel_up_close_with_its_top_images_and_swi
     grid = page.locator("#inside-stage3_conv3_relu img")
     wait_for_loaded_image(page, "#inside-stage3_conv3_relu img")
     ratio = grid.bounding_box()["width"] / grid.evaluate("image => image.naturalWidth")
-    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 2
-    page.locator("#inside-close-line").get_by_text("stage3_conv3_relu, channel 2").wait_for()
+    grid.click(position={"x": (34 * 2 + 16) * ratio, "y": 16 * ratio})  # the third cell: channel 3
+    page.locator("#inside-close-line").get_by_text("stage3_conv3_relu, channel 3").wait_for()
     page.locator("#inside-top .thumbnail-item").nth(8).wait_for()
     assert page.locator("#inside-top .thumbnail-item").count() == 9
     page.locator("#inside-kernels img").wait_for()

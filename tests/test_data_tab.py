@@ -58,6 +58,16 @@ def test_class_pages_from_the_sample(sample, monkeypatch):
         np.testing.assert_array_equal(picture, sample.images[position])
 
 
+def test_a_cifar10_path_naming_nothing_leaves_the_sample_browsable(sample, tmp_path, monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nothing-here.npz"))
+    assert not data.needs_download() and not data.on_this_machine()  # no download, and no file either
+    assert not data_tab.full_dataset_ready()
+    _, line, _, page = data_tab.class_page("cat", 0, sample, use_full=data_tab.full_dataset_ready())
+    assert page == -1 and "not on this machine" in line
+    (tmp_path / "nothing-here.npz").write_bytes(b"")
+    assert data_tab.full_dataset_ready()  # named and there: the full set's pages (its errors are its own)
+
+
 def test_class_pages_from_the_full_set(sample, monkeypatch):
     dataset = toy_dataset(train=2000, test=10, seed=4)
     monkeypatch.setattr(data, "load_cifar10_cached", lambda: dataset)

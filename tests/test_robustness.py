@@ -63,6 +63,8 @@ def test_the_report_holds_each_corruptions_accuracy_as_computed_directly(tiny_we
     assert "Gaussian noise" in table and "mean corruption accuracy" in table
     with pytest.raises(ValueError, match="one label per image"):
         corruption_accuracy(predictor, toy.x_test, toy.y_test[:5])
+    with pytest.raises(ValueError, match="one label per image"):  # (N, 1) labels would compare N x N
+        corruption_accuracy(predictor, toy.x_test, toy.y_test[:, None])
 
 
 def test_the_cli_writes_the_report_beside_the_weights_with_the_evaluate_paths_clean_accuracy(

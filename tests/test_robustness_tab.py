@@ -60,7 +60,7 @@ def test_corruptions_go_by_name_or_display_name_and_severity_is_a_whole_number_f
         with pytest.raises(ValueError, match="unknown input"):
             views.chosen_input(bad, None, {"ship (test image #1)": None})
     assert [views.severity_level(value) for value in (0, 3.0, 5)] == [0, 3, 5]
-    for bad in (-1, 6, 2.5, True, "3", None, float("nan")):
+    for bad in (-1, 6, 2.5, True, "3", None, float("nan"), float("inf"), 10**400):
         with pytest.raises(ValueError, match="severity must be a whole number from 0 to 5"):
             views.severity_level(bad)
 
@@ -120,6 +120,9 @@ def test_the_attack_view_flips_where_the_modules_search_says_and_shows_the_pertu
 def test_a_missing_or_broken_report_is_a_message_and_the_shipped_one_is_shown_as_measured(tmp_path):
     report, problem = views.read_report(tmp_path / "missing.json")
     assert report is None and "not available: cannot read the corruption report" in problem
+    assert problem.count("missing.json") == 1 and "No such file" in problem
+    problem = views.read_report(SHIPPED_REPORT.with_name("missing.corruptions.json"))[1]
+    assert "weights/missing.corruptions.json" in problem and str(REPO) not in problem  # no server path
     (tmp_path / "broken.json").write_text("{not json")
     assert views.read_report(tmp_path / "broken.json")[0] is None
     summary, table = about_tab.corruption_views(tmp_path / "broken.json")

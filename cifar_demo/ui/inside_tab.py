@@ -52,8 +52,9 @@ CAM_NOTE = ("The logit of a class is the Dense kernel's column for it times the 
             "the bars below are those products, and with the bias they sum to the logit. Each pooled feature is the "
             "mean of one channel of the last convolution, so spreading each product back over its channel's "
             "positions gives the class activation map (CAM); the gradient of the logit with respect to those "
-            "activations is the same kernel weight at every position, which is why Grad-CAM equals CAM at this "
-            "layer (the Classify tab's heatmap is computed that way).")
+            "activations is that kernel weight over the number of positions, the same at every position, which is "
+            "why Grad-CAM equals CAM at this layer up to a scale the heatmap's normalisation removes (the Classify "
+            "tab's heatmap is computed that way).")
 
 
 def load_top(path=None, weights=SHIPPED_WEIGHTS):
@@ -166,7 +167,7 @@ class InsideViews:
         logits_html = inside_views.bars_html(logits, CLASSES, CLASSES[top_class],
                                              "The 10 logits (before the softmax)")
         parts_html = inside_views.bars_html(
-            parts[order], [f"feature {index}" for index in order], None,
+            parts[order], [f"feature {index + 1}" for index in order], None,
             f"Why {CLASSES[top_class]}: the {len(order)} largest of {len(parts)} contributions (kernel weight x "
             f"feature value) to its logit {logits[top_class]:.2f} = sum of all {len(parts)} ({parts.sum():.2f}) + "
             f"bias ({bias:.2f})")
@@ -206,7 +207,7 @@ class InsideViews:
         kernels = inside_views.kernel_image(kernel)
         kind = ("an RGB patch: grey is 0, each colour the weight on that input colour" if kernel.shape[-1] == 3 else
                 f"one 3x3 patch per input channel ({kernel.shape[-1]}), blue negative, red positive")
-        caption = (f"**{layer}, channel {channel}** (peak {float(channel_map.max()):.2f} for this input). "
+        caption = (f"**{layer}, channel {channel + 1}** (peak {float(channel_map.max()):.2f} for this input). "
                    f"Kernels of {layer.removesuffix('_relu')}, {kind} (before batch norm's per-channel scale).")
         items, note = self.top_images(predictor, layer, channel, shipped, tops)
         return overlay, kernels, items, f"### One channel up close\n{caption} {note}"
@@ -320,7 +321,7 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
             grids[name] = ShownImage(label=name, interactive=False, format="png", buttons=[], show_label=False,
                                      elem_id=f"inside-{name}", elem_classes=["pixelated"])
         with gr.Row(equal_height=False):
-            label = ShownLabel(num_top_classes=5, label="Softmax (calibrated probabilities)", elem_id="inside-softmax")
+            label = ShownLabel(num_top_classes=5, label="Softmax: the probabilities (top 5)", elem_id="inside-softmax")
             logits_html = gr.HTML("", elem_id="inside-logits")
         close_line = gr.Markdown(PICK_CHANNEL, elem_id="inside-close-line")
         with gr.Row(equal_height=False):

@@ -203,19 +203,20 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     # after a newer view of the same page.
     group = {"concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
     quiet = {"api_visibility": "private", "show_progress": "hidden", **group}
+    busy = {**quiet, "show_progress": "minimal"}  # an attack takes a second or more: show it is working
 
     gr.on([severity.release, corruption.input], corruption_views,
           inputs=[choice, corruption, severity, shared_input, center], outputs=views_out, api_name="corrupt",
           preprocess=False, show_progress="hidden", trigger_mode="always_last", **group)
     gr.on([epsilon.release, method.input], attack_views,
           inputs=[choice, shared_input, method, epsilon, attack_state], outputs=refresh_outputs,
-          trigger_mode="always_last", **quiet)
+          trigger_mode="always_last", **busy)
     gr.on([choice.input, tab.select], refresh, inputs=refresh_inputs, outputs=refresh_outputs,
           trigger_mode="always_last", **quiet)
     shared_input.change(follow_input, inputs=[shown_tab, *refresh_inputs], outputs=refresh_outputs,
                         trigger_mode="always_last", **quiet)
     mode.input(switch_mode, inputs=refresh_inputs, outputs=[corruption_controls, attack_controls, *refresh_outputs],
-               trigger_mode="always_last", **quiet)
+               trigger_mode="always_last", **busy)
     seen.select(place_square, inputs=[mode, choice, severity, shared_input],
                 outputs=[center, corruption, severity, *views_out], **quiet)
     compute.click(session_curves, inputs=trained_model, outputs=[yours_summary, yours_curves],

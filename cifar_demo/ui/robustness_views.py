@@ -11,6 +11,7 @@ import pandas as pd
 
 from cifar_demo import CLASSES, images
 from cifar_demo.adversarial import MAX_EPSILON, attack_every_epsilon, first_flip
+from cifar_demo.artifacts import without_server_paths
 from cifar_demo.corruptions import CORRUPTIONS, DISPLAY_NAMES, MAX_SEVERITY, SEVERITIES, SIZE, occlusion
 from cifar_demo.robustness import corruption_accuracy, load_report
 from cifar_demo.ui.explain_views import TOP_CLASS, explanation, ood_notice_html
@@ -48,7 +49,8 @@ def corruption_name(value):
 
 def severity_level(value):
     """The severity as an int, 0-5; ValueError otherwise."""
-    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        isinstance(value, int) or value.is_integer())  # float(10**400) would overflow
     if not whole or not 0 <= value <= MAX_SEVERITY:
         raise ValueError(f"severity must be a whole number from 0 to {MAX_SEVERITY}, got {value!r}")
     return int(value)
@@ -142,7 +144,7 @@ def read_report(path):
     try:
         return load_report(path), None
     except ValueError as error:
-        return None, f"The accuracy-under-corruption figures are not available: {error}."
+        return None, f"The accuracy-under-corruption figures are not available: {without_server_paths(error)}."
 
 
 def report_summary(report):
