@@ -30,6 +30,7 @@ from cifar_demo.ui import inside_views
 from cifar_demo.ui.current_input import example_inputs
 from cifar_demo.ui.first_view import Deferred
 from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownLabel
+from cifar_demo.ui.newest_view import NewestView
 
 TAB_ID = "inside"            # this tab's id in ui/app.py: views follow a new input only while it shows
 # The queue group of every view of the tab, and how many redraws may run at once for all
@@ -380,20 +381,22 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
                 input_key(value, choice_value, model))
 
     def refresh(value, choice_value, model, page_value, selection, drawn_key):
-        if drawn_key is not None and drawn_key == input_key(value, choice_value, model):
-            return [gr.skip()] * len(outputs)
+        """The tab opened: drawn again unless it shows this input already (`not_drawn`)."""
         return redraw(value, choice_value, model, page_value, selection)
 
-    def follow_model(value, choice_value, model, page_value, selection, shown):
-        if choice_value != TRAINED or shown != TAB_ID:
-            return [gr.skip()] * len(outputs)
+    def not_drawn(value, choice_value, model, page_value, selection, drawn_key):
+        return drawn_key is None or drawn_key != input_key(value, choice_value, model)
+
+    def follow(value, choice_value, model, page_value, selection, shown):
+        """A new input or trained model, drawn only while this tab shows (`showing`, and
+        `showing_trained` for a model): opening the tab catches up."""
         return redraw(value, choice_value, model, page_value, selection)
 
-    def follow_input(value, choice_value, model, page_value, selection, shown):
-        """A new input is drawn only while this tab shows: opening the tab catches up."""
-        if shown != TAB_ID:
-            return [gr.skip()] * len(outputs)
-        return redraw(value, choice_value, model, page_value, selection)
+    def showing(value, choice_value, model, page_value, selection, shown):
+        return shown == TAB_ID
+
+    def showing_trained(value, choice_value, model, page_value, selection, shown):
+        return shown == TAB_ID and choice_value == TRAINED
 
     def pick(row):
         def handler(value, choice_value, model, page_value, event: gr.SelectData):
@@ -417,13 +420,19 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
     state_inputs = [shared_input, choice, trained_model, page, selected]
     # One queue group for every view of the tab, so that no client can run more than
     # VIEW_CONCURRENCY redraws at once through the queue (private events are callable by fn_index).
+    # The group does not keep a page's redraws in order: one that ends after a newer one
+    # started shows nothing (newest). A channel's close-up, a part of the page, is left out.
     group = {"api_visibility": "private", "concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
-    shared_input.change(follow_input, inputs=[*state_inputs, shown_tab], outputs=outputs, trigger_mode="always_last",
-                        **group)
+    newest = NewestView()
+    shared_input.change(newest.only(follow, len(outputs), when=showing), inputs=[*state_inputs, shown_tab],
+                        outputs=outputs, trigger_mode="always_last", **group)
     for control in (choice, page):
-        control.input(redraw, inputs=state_inputs, outputs=outputs, trigger_mode="always_last", **group)
-    trained_model.change(follow_model, inputs=[*state_inputs, shown_tab], outputs=outputs, **group)
-    tab.select(refresh, inputs=[*state_inputs, drawn], outputs=outputs, **group)
+        control.input(newest.only(redraw, len(outputs)), inputs=state_inputs, outputs=outputs,
+                      trigger_mode="always_last", **group)
+    trained_model.change(newest.only(follow, len(outputs), when=showing_trained), inputs=[*state_inputs, shown_tab],
+                         outputs=outputs, **group)
+    tab.select(newest.only(refresh, len(outputs), when=not_drawn), inputs=[*state_inputs, drawn], outputs=outputs,
+               **group)
     for name, grid in grids.items():
         grid.select(pick(name), inputs=state_inputs[:4], outputs=[close_map, close_kernels, close_gallery,
                                                                   close_line, selected], **group)

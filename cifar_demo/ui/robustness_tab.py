@@ -19,6 +19,7 @@ from cifar_demo.ui.current_input import example_inputs
 from cifar_demo.ui.explain_views import EXPLAIN_LABEL
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownImage, ShownPlot
+from cifar_demo.ui.newest_view import NewestView
 
 TAB_ID = "robustness"        # this tab's id in ui/app.py: views follow a new input only while it shows
 # The queue group of every view of the tab, and how many may run at once for all sessions
@@ -43,6 +44,7 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     shipped model's curves."""
     examples = example_inputs()
     running = views.OneAtATime()
+    newest = NewestView()  # a page's views land in the order they were asked for
     shipped_subset = views.SubsetReports()
 
     def no_input(seen_label):
@@ -96,18 +98,31 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
         return (*corruption_views(choice, corruption, severity, current, center), gr.update(visible=False),
                 gr.skip(), gr.update(visible=shown is not None))
 
-    def follow_input(shown, mode, *inputs):
-        """A new current input is drawn only while this tab shows (a drawing changes it at
-        every stroke): opening the tab catches up (tab.select)."""
-        return [gr.skip()] * len(refresh_outputs) if shown != TAB_ID else refresh(mode, *inputs)
+    def follow_input(shown, mode, choice, current, corruption, severity, center, method, epsilon, previous):
+        """A new current input, drawn only while this tab shows (a drawing changes it at
+        every stroke; `when=showing` below): opening the tab catches up (tab.select)."""
+        return refresh(mode, choice, current, corruption, severity, center, method, epsilon, previous)
 
-    def switch_mode(mode, *inputs):
-        return gr.update(visible=mode == CORRUPT), gr.update(visible=mode == ATTACK), *refresh(mode, *inputs)
+    def showing(shown, *inputs):
+        return shown == TAB_ID
+
+    def switch_mode(mode, choice, current, corruption, severity, center, method, epsilon, previous):
+        return (gr.update(visible=mode == CORRUPT), gr.update(visible=mode == ATTACK),
+                *refresh(mode, choice, current, corruption, severity, center, method, epsilon, previous))
+
+    def corrupting(mode, *inputs):
+        return mode == CORRUPT
+
+    def corrupt_endpoint(choice, corruption, severity, current, center, request: gr.Request = None):
+        """The /corrupt endpoint (corruption_views): it always answers, as an API caller
+        expects, and makes any slower view of the same page still running stale."""
+        if request is not None:
+            newest.take(request.session_hash)
+        return corruption_views(choice, corruption, severity, current, center)
 
     def place_square(mode, choice, severity, current, event: gr.SelectData):
-        """A click on the picture puts the occlusion's square there (severity at least 1)."""
-        if mode != CORRUPT:
-            return [gr.skip()] * 8
+        """A click on the picture puts the occlusion's square there (severity at least 1;
+        in Corruptions mode only: `when=corrupting` below)."""
         center = views.clicked_pixel(*event.index)
         level = max(1, int(severity))
         return (center, "occlusion", level, *corruption_views(choice, "occlusion", level, current, center))
@@ -199,25 +214,27 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     refresh_inputs = [mode, choice, shared_input, corruption, severity, center, method, epsilon, attack_state]
     refresh_outputs = [*views_out, perturbation, attack_state, pictures]
     # One queue group for every view of the tab (an attack takes about a second): no client
-    # runs more than VIEW_CONCURRENCY at once through the queue, and a slow attack cannot land
-    # after a newer view of the same page.
+    # runs more than VIEW_CONCURRENCY at once through the queue. The group does not keep a
+    # page's views in order, so a view that ends after a newer one started shows nothing (newest).
     group = {"concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
     quiet = {"api_visibility": "private", "show_progress": "hidden", **group}
     busy = {**quiet, "show_progress": "minimal"}  # an attack takes a second or more: show it is working
 
-    gr.on([severity.release, corruption.input], corruption_views,
+    gr.on([severity.release, corruption.input], corrupt_endpoint,
           inputs=[choice, corruption, severity, shared_input, center], outputs=views_out, api_name="corrupt",
           preprocess=False, show_progress="hidden", trigger_mode="always_last", **group)
-    gr.on([epsilon.release, method.input], attack_views,
+    gr.on([epsilon.release, method.input], newest.only(attack_views, len(refresh_outputs)),
           inputs=[choice, shared_input, method, epsilon, attack_state], outputs=refresh_outputs,
           trigger_mode="always_last", **busy)
-    gr.on([choice.input, tab.select], refresh, inputs=refresh_inputs, outputs=refresh_outputs,
-          trigger_mode="always_last", **quiet)
-    shared_input.change(follow_input, inputs=[shown_tab, *refresh_inputs], outputs=refresh_outputs,
-                        trigger_mode="always_last", **quiet)
-    mode.input(switch_mode, inputs=refresh_inputs, outputs=[corruption_controls, attack_controls, *refresh_outputs],
+    gr.on([choice.input, tab.select], newest.only(refresh, len(refresh_outputs)), inputs=refresh_inputs,
+          outputs=refresh_outputs, trigger_mode="always_last", **quiet)
+    shared_input.change(newest.only(follow_input, len(refresh_outputs), when=showing),
+                        inputs=[shown_tab, *refresh_inputs], outputs=refresh_outputs, trigger_mode="always_last",
+                        **quiet)
+    mode.input(newest.only(switch_mode, 2 + len(refresh_outputs)), inputs=refresh_inputs,
+               outputs=[corruption_controls, attack_controls, *refresh_outputs],
                trigger_mode="always_last", **busy)
-    seen.select(place_square, inputs=[mode, choice, severity, shared_input],
+    seen.select(newest.only(place_square, 8, when=corrupting), inputs=[mode, choice, severity, shared_input],
                 outputs=[center, corruption, severity, *views_out], **quiet)
     compute.click(session_curves, inputs=trained_model, outputs=[yours_summary, yours_curves],
                   api_visibility="private", concurrency_limit=None)
