@@ -106,6 +106,30 @@ def download_progress():
     return keras_cifar10_downloaded_bytes(), CIFAR10_ARCHIVE_BYTES
 
 
+def load_cifar10_showing(show, poll_seconds=1.0):
+    """load_cifar10_cached() for a page to watch: a generator that, while the archive
+    downloads, yields show(bytes downloaded, bytes in all) every `poll_seconds`, and returns
+    the dataset (`dataset = yield from ...`); ValueError as load_cifar10."""
+    if not needs_download():
+        return load_cifar10_cached()
+    outcome = {}
+
+    def load():
+        try:
+            outcome["dataset"] = load_cifar10_cached()
+        except ValueError as error:
+            outcome["error"] = error
+
+    loader = threading.Thread(target=load, name="cifar10-download", daemon=True)
+    loader.start()
+    while loader.is_alive():
+        yield show(*download_progress())
+        loader.join(poll_seconds)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["dataset"]
+
+
 def _load_local(path):
     if not path.exists():
         raise ValueError(

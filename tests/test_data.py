@@ -1,4 +1,5 @@
 import pickle
+import time
 
 import keras
 import numpy as np
@@ -54,6 +55,42 @@ def test_the_cached_loader_reads_each_source_once_even_from_many_threads(tmp_pat
     with pytest.raises(ValueError, match="not found"):
         data_module.load_cifar10_cached(tmp_path / "missing.npz")  # errors are not cached
     assert data_module.load_cifar10_cached(str(first)) is loaded[0]
+
+
+def test_a_watched_load_shows_the_download_and_returns_the_dataset(monkeypatch):
+    toy = toy_dataset(train=64, test=8)
+    downloaded = iter(range(0, 10**9, 40_000_000))
+
+    def slow_load():
+        time.sleep(0.3)
+        return toy
+
+    def watch(loading):
+        """What a page gets from load_cifar10_showing: its lines and the dataset returned."""
+        lines = []
+        try:
+            while True:
+                lines.append(next(loading))
+        except StopIteration as finished:
+            return lines, finished.value
+
+    monkeypatch.setattr(data_module, "needs_download", lambda: True)
+    monkeypatch.setattr(data_module, "load_cifar10_cached", slow_load)
+    monkeypatch.setattr(data_module, "download_progress", lambda: (next(downloaded), 170_498_071))
+    lines, dataset = watch(data_module.load_cifar10_showing(lambda done, total: f"{done} of {total}", 0.05))
+    assert dataset is toy and lines[:2] == ["0 of 170498071", "40000000 of 170498071"]
+
+    monkeypatch.setattr(data_module, "needs_download", lambda: False)  # on this machine: no line at all
+    assert watch(data_module.load_cifar10_showing(str)) == ([], toy)
+
+    def offline():
+        raise ValueError("Could not download CIFAR-10: no internet.")
+
+    monkeypatch.setattr(data_module, "load_cifar10_cached", offline)
+    for where in (False, True):
+        monkeypatch.setattr(data_module, "needs_download", lambda where=where: where)
+        with pytest.raises(ValueError, match="no internet"):
+            watch(data_module.load_cifar10_showing(str, 0.05))
 
 
 def test_loads_batches_folder(tmp_path):

@@ -184,10 +184,11 @@ def build(tab, sample=None):
 
     def shuffle_grid():
         """Another 100 random training images, 10 per class; shows the download first if needed."""
-        if data.needs_download():
-            yield gr.skip(), "Downloading CIFAR-10 (about 170 MB, only once)..."
+        def downloading(done, total):
+            return gr.skip(), f"Downloading CIFAR-10: {done / 1e6:.0f} of {total / 1e6:.0f} MB (only once)..."
+
         try:
-            dataset = data.load_cifar10_cached()
+            dataset = yield from data.load_cifar10_showing(downloading)
         except ValueError as error:
             yield gr.skip(), f"*No other images to show: {error}*"
             raise gr.Error(str(error), title="CIFAR-10 is not available") from None

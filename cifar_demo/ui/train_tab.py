@@ -9,7 +9,6 @@ ui/train_form.py; the trained model lives in the person's session state only (ui
 import dataclasses
 import html
 import logging
-import threading
 import time
 
 import gradio as gr
@@ -123,31 +122,14 @@ class TrainingData:
         self._poll_seconds = poll_seconds
 
     def __iter__(self):
-        if not data.needs_download():
-            try:
-                self.dataset = data.load_cifar10_cached()
-            except ValueError as error:
-                yield progress_html(0, f"No data to train on. {error}", "error")
-            return
-        outcome = {}
+        def downloading(done, total):
+            return progress_html(done / total, f"Downloading CIFAR-10: {done / 1e6:.0f} of {total / 1e6:.0f} MB. "
+                                 "This happens once per server start (on a Space, again after every restart).")
 
-        def load():
-            try:
-                outcome["dataset"] = data.load_cifar10_cached()
-            except ValueError as error:
-                outcome["error"] = error
-
-        loader = threading.Thread(target=load, name="cifar10-download", daemon=True)
-        loader.start()
-        while loader.is_alive():
-            done, total = data.download_progress()
-            yield progress_html(done / total, f"Downloading CIFAR-10: {done / 1e6:.0f} of {total / 1e6:.0f} MB. "
-                                "This happens once per server start (on a Space, again after every restart).")
-            loader.join(self._poll_seconds)
-        if "error" in outcome:
-            yield progress_html(0, f"No data to train on. {outcome['error']}", "error")
-            return
-        self.dataset = outcome["dataset"]
+        try:
+            self.dataset = yield from data.load_cifar10_showing(downloading, self._poll_seconds)
+        except ValueError as error:
+            yield progress_html(0, f"No data to train on. {error}", "error")
 
 
 def results_markdown(outcome, view):
