@@ -2,6 +2,8 @@
 per channel against brute force, the PCA against an eigendecomposition, the contributions
 against the logits, the tab's file, mosaic geometry and model fallback."""
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
@@ -241,6 +243,18 @@ def test_a_freed_or_missing_session_model_falls_back_to_the_shipped_one(tiny):
     views = inside_tab.InsideViews(lambda: (None, "no file"))
     assert views.top_images(tiny, "stage1_conv3_relu", 0, shipped=False)[0] == []
     assert views.feature_space(np.zeros(8, np.float32), shipped=True)[2] == "*no file*"
+
+
+def test_the_drawn_key_tells_every_trained_model_apart(tiny):
+    """Opening the tab skips the redraw when the key matches: a model trained later (which
+    may sit where a freed one sat, so id() would match) must never match an earlier one."""
+    value = SimpleNamespace(pixels=np.zeros((32, 32, 3), np.uint8), source="an example")
+    first = TrainedModel(tiny, "3-epoch run", np.zeros((1, 10), np.float32))
+    second = TrainedModel(tiny, "3-epoch run", np.zeros((1, 10), np.float32))
+    keys = {inside_tab.input_key(value, inside_tab.TRAINED, model) for model in (first, second, None)}
+    assert len(keys) == 3
+    assert inside_tab.input_key(value, inside_tab.TRAINED, first) == inside_tab.input_key(value, inside_tab.TRAINED,
+                                                                                          first)
 
 
 @pytest.mark.same_on_every_backend

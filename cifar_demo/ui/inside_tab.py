@@ -106,7 +106,7 @@ def input_key(value, choice, model):
     if value is None:
         return None
     digest = hashlib.sha1(value.pixels.tobytes()).hexdigest()[:16]
-    return f"{digest}|{value.source}|{choice}|{'' if model is None else id(model)}"
+    return f"{digest}|{value.source}|{choice}|{'' if model is None else model.serial}"
 
 
 def chosen_model(choice, trained, shipped):

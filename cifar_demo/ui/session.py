@@ -1,8 +1,9 @@
 """What one browser session owns: the model it trained, shared by the Train, Classify,
 Mistakes, Inside the network and Robustness tabs through a gr.State and freed with the session."""
 
+import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +21,8 @@ class TrainedModel:
     summary: str              # e.g. "3-epoch run, 64.4% test accuracy"
     test_probabilities: np.ndarray  # (N, 10) on the official test set, for the Mistakes tab
     top_activations: TrainedTopActivations | None = None  # for the Inside the network tab
+    # Tells this model from any other the process made: id() is reused once a model is freed.
+    serial: int = field(default_factory=itertools.count(1).__next__)
 
 
 def free_trained_model(model):
