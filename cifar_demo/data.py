@@ -117,7 +117,7 @@ def load_cifar10_showing(show, poll_seconds=1.0):
     def load():
         try:
             outcome["dataset"] = load_cifar10_cached()
-        except ValueError as error:
+        except Exception as error:  # raised again in the caller's thread, as it is
             outcome["error"] = error
 
     loader = threading.Thread(target=load, name="cifar10-download", daemon=True)

@@ -156,6 +156,17 @@ def test_a_profile_with_other_primaries_moves_colours_where_it_says():
     assert result.getpixel((0, 0)) == (255, 255, 255)
 
 
+def test_a_large_profiled_photo_is_shrunk_before_its_conversion_to_the_same_model_input():
+    swapped = matrix_profile(SRGB_COLORANTS_D50[::-1], 2.2)
+    image = Image.fromarray(smooth_rgb(1200, 900))
+    data = encode(image, icc_profile=swapped)
+    converted_whole = images.to_rgb_image(data)  # no draft side: the whole image converted
+    assert converted_whole.size == (1200, 900)
+    expected = images.resize_for_model(converted_whole)
+    difference = images.to_model_input(data).astype(int) - np.asarray(expected, dtype=int)
+    assert np.abs(difference).max() <= 2
+
+
 def test_an_unreadable_profile_is_ignored_like_a_browser_does():
     image = Image.fromarray(random_rgb())
     data = encode(image, icc_profile=b"not an ICC profile" * 8)

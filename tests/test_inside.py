@@ -251,10 +251,12 @@ def test_the_drawn_key_tells_every_trained_model_apart(tiny):
     value = SimpleNamespace(pixels=np.zeros((32, 32, 3), np.uint8), source="an example")
     first = TrainedModel(tiny, "3-epoch run", np.zeros((1, 10), np.float32))
     second = TrainedModel(tiny, "3-epoch run", np.zeros((1, 10), np.float32))
-    keys = {inside_tab.input_key(value, inside_tab.TRAINED, model) for model in (first, second, None)}
+    page = "channels 1-128"
+    keys = {inside_tab.input_key(value, inside_tab.TRAINED, model, page) for model in (first, second, None)}
     assert len(keys) == 3
-    assert inside_tab.input_key(value, inside_tab.TRAINED, first) == inside_tab.input_key(value, inside_tab.TRAINED,
-                                                                                          first)
+    key = inside_tab.input_key(value, inside_tab.TRAINED, first, page)
+    assert key == inside_tab.input_key(value, inside_tab.TRAINED, first, page)
+    assert key != inside_tab.input_key(value, inside_tab.TRAINED, first, "channels 129-256")  # the page is drawn too
 
 
 @pytest.mark.same_on_every_backend

@@ -2,6 +2,7 @@
 whatever order Gradio's queue finishes them in; and Gradio hands the wrapped event its request."""
 
 import threading
+import warnings
 from types import SimpleNamespace
 
 import gradio as gr
@@ -48,15 +49,15 @@ def test_a_slow_view_that_ends_after_a_newer_one_started_changes_nothing():
     def fast(value):
         return [f"fast {value}", "y"]
 
-    slow_view, fast_view = newest.only(slow, 2), newest.only(fast, 2)
+    slow_view, fast_view = newest.only(slow), newest.only(fast)
     thread, slow_result = run_in_thread(slow_view, 1, request("page"))
-    started.wait(5)
+    assert started.wait(10)
     other_thread, other_result = run_in_thread(slow_view, 3, request("another page"))
     assert fast_view(2, request("page")) == ["fast 2", "y"]  # the newer view lands at once
     release.set()
     thread.join(5)
     other_thread.join(5)
-    assert slow_result == [[gr.skip(), gr.skip()]]  # ...and the older one, ending later, shows nothing
+    assert slow_result == [gr.skip()]  # ...and the older one, ending later, changes nothing
     assert other_result == [["slow 3", "x"]]  # another page's view is its own
 
 
@@ -74,23 +75,42 @@ def test_a_view_with_nothing_to_draw_takes_no_ticket_so_the_running_one_still_la
         calls.append(value)
         return value
 
-    thread, result = run_in_thread(newest.only(slow, 1), "drawn", request("page"))
-    started.wait(5)
-    assert newest.only(guarded, 1, when=lambda value: False)("not drawn", request("page")) == [gr.skip()]
+    thread, result = run_in_thread(newest.only(slow), "drawn", request("page"))
+    assert started.wait(10)
+    assert newest.only(guarded, when=lambda value: False)("not drawn", request("page")) == gr.skip()
     assert calls == []  # the guard said there is nothing to draw: the handler never ran
     release.set()
     thread.join(5)
     assert result == ["drawn"]
 
 
+def test_a_stale_view_still_sets_the_outputs_it_keeps():
+    newest = NewestView()
+    release, started = threading.Event(), threading.Event()
+
+    def switch(mode):
+        started.set()
+        release.wait(5)
+        return f"controls for {mode}", f"views for {mode}", "more views"
+
+    thread, result = run_in_thread(newest.only(switch, keep=1), "Attack", request("page"))
+    assert started.wait(10)
+    newest.take("page")  # a newer view of the page starts (it draws views, not the controls)
+    release.set()
+    thread.join(5)
+    assert result == [("controls for Attack", gr.skip(), gr.skip())]
+
+
 def test_gradio_passes_the_request_after_the_named_inputs_and_event_data_by_annotation():
     def place(mode, where, event: gr.SelectData):
         return mode, where, event
 
-    event = NewestView().only(place, 3)
-    with gr.Blocks():
+    event = NewestView().only(place)
+    with warnings.catch_warnings(), gr.Blocks():
+        # Gradio only warns when a function's parameters do not match its inputs: make that fail.
+        warnings.filterwarnings("error", message="Expected .* arguments", category=UserWarning)
         image, text = gr.Image(), gr.Textbox()
-        image.select(event, inputs=[text, text], outputs=[text, text, text])  # Gradio accepts the signature
+        image.select(event, inputs=[text, text], outputs=[text, text, text])
     marker = SimpleNamespace(session_hash="page")
     inputs, _, event_data_index, _ = special_args(event, inputs=["Corruptions", "centre"], request=marker,
                                                   event_data=gr.EventData(None, {"index": [3, 4], "value": None}))
@@ -104,4 +124,4 @@ def test_a_handler_taking_star_args_is_refused():
         return inputs
 
     with pytest.raises(ValueError, match="name its inputs"):
-        NewestView().only(handler, 1)
+        NewestView().only(handler)

@@ -101,12 +101,12 @@ def close_up_layer(layer_names, name):
     return [candidate for candidate in layer_names[: layer_names.index(name)] if candidate.endswith("_relu")][-1]
 
 
-def input_key(value, choice, model):
+def input_key(value, choice, model, page):
     """What the drawn views depend on, to skip redrawing the same thing on tab select."""
     if value is None:
         return None
     digest = hashlib.sha1(value.pixels.tobytes()).hexdigest()[:16]
-    return f"{digest}|{value.source}|{choice}|{'' if model is None else model.serial}"
+    return f"{digest}|{value.source}|{choice}|{'' if model is None else model.serial}|{page}"
 
 
 def chosen_model(choice, trained, shipped):
@@ -378,14 +378,14 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
                 *[path[name][0] for name in layer_names],
                 probabilities, logits, parts, map_value, neighbour_items, map_caption,
                 *close_outputs(chosen, shipped, model, pixels, selection, activations),
-                input_key(value, choice_value, model))
+                input_key(value, choice_value, model, page_value))
 
     def refresh(value, choice_value, model, page_value, selection, drawn_key):
-        """The tab opened: drawn again unless it shows this input already (`not_drawn`)."""
+        """The tab opened: drawn again unless it shows this input already. Either way it takes
+        a ticket: any redraw still running asks for something older than what is shown."""
+        if drawn_key is not None and drawn_key == input_key(value, choice_value, model, page_value):
+            return gr.skip()
         return redraw(value, choice_value, model, page_value, selection)
-
-    def not_drawn(value, choice_value, model, page_value, selection, drawn_key):
-        return drawn_key is None or drawn_key != input_key(value, choice_value, model)
 
     def follow(value, choice_value, model, page_value, selection, shown):
         """A new input or trained model, drawn only while this tab shows (`showing`, and
@@ -424,14 +424,14 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
     # started shows nothing (newest). A channel's close-up, a part of the page, is left out.
     group = {"api_visibility": "private", "concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
     newest = NewestView()
-    shared_input.change(newest.only(follow, len(outputs), when=showing), inputs=[*state_inputs, shown_tab],
+    shared_input.change(newest.only(follow, when=showing), inputs=[*state_inputs, shown_tab],
                         outputs=outputs, trigger_mode="always_last", **group)
     for control in (choice, page):
-        control.input(newest.only(redraw, len(outputs)), inputs=state_inputs, outputs=outputs,
+        control.input(newest.only(redraw), inputs=state_inputs, outputs=outputs,
                       trigger_mode="always_last", **group)
-    trained_model.change(newest.only(follow, len(outputs), when=showing_trained), inputs=[*state_inputs, shown_tab],
+    trained_model.change(newest.only(follow, when=showing_trained), inputs=[*state_inputs, shown_tab],
                          outputs=outputs, **group)
-    tab.select(newest.only(refresh, len(outputs), when=not_drawn), inputs=[*state_inputs, drawn], outputs=outputs,
+    tab.select(newest.only(refresh), inputs=[*state_inputs, drawn], outputs=outputs,
                **group)
     for name, grid in grids.items():
         grid.select(pick(name), inputs=state_inputs[:4], outputs=[close_map, close_kernels, close_gallery,

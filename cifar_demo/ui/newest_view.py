@@ -36,22 +36,25 @@ class NewestView:
         with self._lock:
             return self._latest.get(session) == ticket
 
-    def only(self, handler, output_count, when=None):
+    def only(self, handler, when=None, keep=0):
         """`handler` as an event function that takes a ticket as it starts and, when a newer
-        view of the same page started before it finished, returns gr.skip() for each of its
-        `output_count` outputs. With `when`, called with the same inputs: False means there
-        is nothing to draw, so it skips at once and takes no ticket (the views running still
-        land). Gradio passes the request to the added last parameter, found by its
-        gr.Request annotation like any event function's (so `handler` names each of its
-        inputs: no *args)."""
+        view of the same page started before it finished, changes nothing (gr.skip(), which
+        Gradio spreads over every output) but its first `keep` outputs: what only it sets,
+        such as the controls a mode switch shows. With `when`, called with the same inputs:
+        False means there is nothing to draw, so it skips at once and takes no ticket (the
+        views running still land). Gradio passes the request to the added last parameter,
+        found by its gr.Request annotation like any event function's (so `handler` names
+        each of its inputs: no *args)."""
 
         def event(*args):
             *inputs, request = args
             if when is not None and not when(*inputs):
-                return [gr.skip()] * output_count
+                return gr.skip()
             ticket = self.take(request.session_hash)
             result = handler(*inputs)
-            return result if self.is_newest(request.session_hash, ticket) else [gr.skip()] * output_count
+            if self.is_newest(request.session_hash, ticket):
+                return result
+            return (*result[:keep], *[gr.skip()] * (len(result) - keep)) if keep else gr.skip()
 
         signature = inspect.signature(handler)
         if any(parameter.kind is parameter.VAR_POSITIONAL for parameter in signature.parameters.values()):

@@ -113,13 +113,6 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     def corrupting(mode, *inputs):
         return mode == CORRUPT
 
-    def corrupt_endpoint(choice, corruption, severity, current, center, request: gr.Request = None):
-        """The /corrupt endpoint (corruption_views): it always answers, as an API caller
-        expects, and makes any slower view of the same page still running stale."""
-        if request is not None:
-            newest.take(request.session_hash)
-        return corruption_views(choice, corruption, severity, current, center)
-
     def place_square(mode, choice, severity, current, event: gr.SelectData):
         """A click on the picture puts the occlusion's square there (severity at least 1;
         in Corruptions mode only: `when=corrupting` below)."""
@@ -215,26 +208,28 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
     refresh_outputs = [*views_out, perturbation, attack_state, pictures]
     # One queue group for every view of the tab (an attack takes about a second): no client
     # runs more than VIEW_CONCURRENCY at once through the queue. The group does not keep a
-    # page's views in order, so a view that ends after a newer one started shows nothing (newest).
+    # page's views in order, so a view that ends after a newer one started shows nothing
+    # (newest); a mode switch still shows its mode's controls. /corrupt stays out of it: an API
+    # caller always gets its answer, and it is a fast view (tens of milliseconds).
     group = {"concurrency_id": VIEW_GROUP, "concurrency_limit": VIEW_CONCURRENCY}
     quiet = {"api_visibility": "private", "show_progress": "hidden", **group}
     busy = {**quiet, "show_progress": "minimal"}  # an attack takes a second or more: show it is working
 
-    gr.on([severity.release, corruption.input], corrupt_endpoint,
+    gr.on([severity.release, corruption.input], corruption_views,
           inputs=[choice, corruption, severity, shared_input, center], outputs=views_out, api_name="corrupt",
           preprocess=False, show_progress="hidden", trigger_mode="always_last", **group)
-    gr.on([epsilon.release, method.input], newest.only(attack_views, len(refresh_outputs)),
+    gr.on([epsilon.release, method.input], newest.only(attack_views),
           inputs=[choice, shared_input, method, epsilon, attack_state], outputs=refresh_outputs,
           trigger_mode="always_last", **busy)
-    gr.on([choice.input, tab.select], newest.only(refresh, len(refresh_outputs)), inputs=refresh_inputs,
+    gr.on([choice.input, tab.select], newest.only(refresh), inputs=refresh_inputs,
           outputs=refresh_outputs, trigger_mode="always_last", **quiet)
-    shared_input.change(newest.only(follow_input, len(refresh_outputs), when=showing),
+    shared_input.change(newest.only(follow_input, when=showing),
                         inputs=[shown_tab, *refresh_inputs], outputs=refresh_outputs, trigger_mode="always_last",
                         **quiet)
-    mode.input(newest.only(switch_mode, 2 + len(refresh_outputs)), inputs=refresh_inputs,
+    mode.input(newest.only(switch_mode, keep=2), inputs=refresh_inputs,
                outputs=[corruption_controls, attack_controls, *refresh_outputs],
                trigger_mode="always_last", **busy)
-    seen.select(newest.only(place_square, 8, when=corrupting), inputs=[mode, choice, severity, shared_input],
+    seen.select(newest.only(place_square, when=corrupting), inputs=[mode, choice, severity, shared_input],
                 outputs=[center, corruption, severity, *views_out], **quiet)
     compute.click(session_curves, inputs=trained_model, outputs=[yours_summary, yours_curves],
                   api_visibility="private", concurrency_limit=None)
