@@ -133,12 +133,13 @@ def build(tab, predictor, detector, trained_model, shared_input, shown_tab):
         except views.Busy as busy:
             return f"*{busy}*", gr.skip()
         try:
-            dataset = data.load_cifar10_cached()
+            try:
+                dataset = data.load_cifar10_cached()
+            except ValueError as error:
+                return f"*The test images are not available: {error}*", gr.skip()
             progress(0, desc="corrupting the test images")
             yours, theirs = views.subset_curves(model.predictor, predictor, dataset, shipped_subset,
                                                 progress=lambda fraction, text: progress(fraction, desc=text))
-        except ValueError as error:
-            return f"*The test images are not available: {error}*", gr.skip()
         finally:
             running.finish(request.session_hash)
         figure = corruption_curves([(f"Your model ({model.summary})", yours), ("Shipped model", theirs)],
