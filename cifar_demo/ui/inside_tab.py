@@ -431,8 +431,7 @@ def build(tab, predictor, trained_model, shared_input, shown_tab):
                       trigger_mode="always_last", **group)
     trained_model.change(newest.only(follow, when=showing_trained), inputs=[*state_inputs, shown_tab],
                          outputs=outputs, **group)
-    tab.select(newest.only(refresh), inputs=[*state_inputs, drawn], outputs=outputs,
-               **group)
+    tab.select(newest.only(refresh), inputs=[*state_inputs, drawn], outputs=outputs, **group)
     for name, grid in grids.items():
         grid.select(pick(name), inputs=state_inputs[:4], outputs=[close_map, close_kernels, close_gallery,
                                                                   close_line, selected], **group)
