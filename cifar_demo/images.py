@@ -4,8 +4,8 @@ Handles what people actually upload: EXIF-rotated phone photos, palette and
 grayscale PNGs, transparent images (composited on white, the way a viewer shows
 them), CMYK JPEGs, 16-bit scans, animated GIFs (first frame), iPhone HEIC photos,
 photos tagged with a colour profile other than sRGB (Display P3 from phones, Adobe RGB),
-and refuses empty,
-truncated, non-image and decompression-bomb files with a message a person can act on.
+and refuses empty, truncated, non-image and decompression-bomb files with a message a
+person can act on.
 """
 
 import io
