@@ -37,39 +37,38 @@ def test_tickets_are_per_session_and_only_the_newest_is_current():
     assert not newest.is_newest("never seen", 1)
 
 
-def test_a_slow_view_that_ends_after_a_newer_one_started_changes_nothing():
-    newest = NewestView()
-    release, started = threading.Event(), threading.Event()
+def held(answer):
+    """(a view that, once started, waits for `release` before it answers answer(value);
+    `started`; `release`): the slow side of a race."""
+    started, release = threading.Event(), threading.Event()
 
     def slow(value):
         started.set()
-        release.wait(5)
-        return [f"slow {value}", "x"]
+        release.wait(10)
+        return answer(value)
 
-    def fast(value):
-        return [f"fast {value}", "y"]
+    return slow, started, release
 
-    slow_view, fast_view = newest.only(slow), newest.only(fast)
+
+def test_a_slow_view_that_ends_after_a_newer_one_started_changes_nothing():
+    newest = NewestView()
+    slow, started, release = held(lambda value: [f"slow {value}", "x"])
+    slow_view, fast_view = newest.only(slow), newest.only(lambda value: [f"fast {value}", "y"])
     thread, slow_result = run_in_thread(slow_view, 1, request("page"))
     assert started.wait(10)
     other_thread, other_result = run_in_thread(slow_view, 3, request("another page"))
     assert fast_view(2, request("page")) == ["fast 2", "y"]  # the newer view lands at once
     release.set()
-    thread.join(5)
-    other_thread.join(5)
+    thread.join(10)
+    other_thread.join(10)
     assert slow_result == [gr.skip()]  # ...and the older one, ending later, changes nothing
     assert other_result == [["slow 3", "x"]]  # another page's view is its own
 
 
 def test_a_view_with_nothing_to_draw_takes_no_ticket_so_the_running_one_still_lands():
     newest = NewestView()
-    release, started = threading.Event(), threading.Event()
+    slow, started, release = held(lambda value: value)
     calls = []
-
-    def slow(value):
-        started.set()
-        release.wait(5)
-        return value
 
     def guarded(value):
         calls.append(value)
@@ -80,24 +79,18 @@ def test_a_view_with_nothing_to_draw_takes_no_ticket_so_the_running_one_still_la
     assert newest.only(guarded, when=lambda value: False)("not drawn", request("page")) == gr.skip()
     assert calls == []  # the guard said there is nothing to draw: the handler never ran
     release.set()
-    thread.join(5)
+    thread.join(10)
     assert result == ["drawn"]
 
 
 def test_a_stale_view_still_sets_the_outputs_it_keeps():
     newest = NewestView()
-    release, started = threading.Event(), threading.Event()
-
-    def switch(mode):
-        started.set()
-        release.wait(5)
-        return f"controls for {mode}", f"views for {mode}", "more views"
-
+    switch, started, release = held(lambda mode: (f"controls for {mode}", f"views for {mode}", "more views"))
     thread, result = run_in_thread(newest.only(switch, keep=1), "Attack", request("page"))
     assert started.wait(10)
     newest.take("page")  # a newer view of the page starts (it draws views, not the controls)
     release.set()
-    thread.join(5)
+    thread.join(10)
     assert result == [("controls for Attack", gr.skip(), gr.skip())]
 
 
