@@ -91,6 +91,12 @@ def test_colour_key_transparency_uses_white_background():
         np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(Image.fromarray(opaque)))
 
 
+def smooth_rgb(width=64, height=48):
+    """A smooth colour ramp: what a lossy codec keeps almost exactly."""
+    across, down = np.meshgrid(np.linspace(0, 255, width), np.linspace(255, 0, height))
+    return np.stack([across, down, np.full_like(across, 90)], axis=-1).round().astype(np.uint8)
+
+
 # sRGB's primaries adapted to the ICC's D50 white (IEC 61966-2-1 via Bradford): rows are
 # the red, green and blue colorants' XYZ.
 SRGB_COLORANTS_D50 = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
@@ -172,12 +178,6 @@ def test_an_unreadable_profile_is_ignored_like_a_browser_does():
     data = encode(image, icc_profile=b"not an ICC profile" * 8)
     assert Image.open(io.BytesIO(data)).info["icc_profile"]  # the file does carry it
     np.testing.assert_array_equal(images.to_model_input(data), pil_oracle(image))
-
-
-def smooth_rgb(width=64, height=48):
-    """A smooth colour ramp: what a lossy codec keeps almost exactly."""
-    across, down = np.meshgrid(np.linspace(0, 255, width), np.linspace(255, 0, height))
-    return np.stack([across, down, np.full_like(across, 90)], axis=-1).round().astype(np.uint8)
 
 
 @pytest.mark.parametrize("fmt, params", [("HEIF", {"quality": -1, "chroma": 444}),  # lossless but for YCbCr
