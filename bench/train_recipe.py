@@ -5,7 +5,7 @@ and the time to 93% test accuracy.
         [--device auto|cpu|gpu] [--epochs 24] [--precision auto]
 
 Trains with the settings of the shipped weights' first stage (RECIPE: 24 epochs, 2,000
-held-out images, seed 0; the model card has the second, a fine-tune from these) through
+held-out images, seed 0; the model card has the three runs that continue from it) through
 the same engine as `python -m cifar_demo.train`, checkpointing every epoch into --out
 (run it again to resume). After each epoch it scores the checkpoint on the 10,000 official
 test images, for the clock only: nothing is chosen by it. The time to 93% is the run's own

@@ -9,6 +9,7 @@ from cifar_demo.artifacts import SHIPPED_METRICS, SHIPPED_MODEL_CARD, SHIPPED_TE
 from cifar_demo.metrics import apply_temperature, expected_calibration_error
 from cifar_demo.predictions import PredictionSet
 from cifar_demo.ui import about_tab
+from cifar_demo.ui.app import shipped_accuracy_note
 
 
 def test_card_section_takes_one_section_only():
@@ -54,7 +55,14 @@ def test_ood_section_reports_the_measured_rates():
 
 def test_calibration_text_follows_the_fitted_temperature():
     metrics = json.loads(SHIPPED_METRICS.read_text())
-    assert "underconfident" in about_tab.calibration_markdown(metrics, 2000)
-    hotter = dict(metrics, temperature=1.4)
-    text = about_tab.calibration_markdown(hotter, 500)
-    assert "overconfident" in text and "T = 1.400" in text and "fitted on 500 held-out" in text
+    shipped = about_tab.calibration_markdown(metrics, 2000)
+    assert f"T = {metrics['temperature']:.3f}" in shipped and f"{metrics['ece']:.2%}" in shipped
+    for temperature, direction in ((0.69, "**underconfident**"), (0.95, "**nearly calibrated**, a little underconfident"),
+                                   (1.056, "**nearly calibrated**, a little overconfident"), (1.4, "**overconfident**")):
+        text = about_tab.calibration_markdown(dict(metrics, temperature=temperature), 500)
+        assert direction in text and f"T = {temperature:.3f}" in text and "fitted on 500 held-out" in text
+
+
+def test_the_header_gives_the_accuracy_to_the_hundredth_like_the_card():
+    assert "**93.97%** on the 10,000 official" in shipped_accuracy_note({"accuracy": 0.9397, "images": 10000})
+    assert shipped_accuracy_note(None) == ""

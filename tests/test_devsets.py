@@ -3,7 +3,7 @@ drawings) and what the shipped weights and detector reach on them: a regression 
 later change cannot quietly lose what is reached now.
 
 Issue 16's goals for the retrained weights are in RETRAIN_GOALS; where today's weights fall
-short (the foreign photos by a hair, the drawings), the assertions hold today's figures
+short (the drawings), the assertions hold today's figures
 (NOW_*) and the goal is written beside them: a better retrain raises the NOW_* figures
 towards the goals, and this file with them. Figures: `python -m cifar_demo.ood --fit`
 prints the same sets' rates (model card, "Probably none of these", drawings, nearest
@@ -31,17 +31,20 @@ RETRAIN_GOALS = {           # issue 16, for the retrained weights
     "drawings top-1": 0.80, "drawings top-3": 0.95, "every class's drawings top-1": 0.50,
     "drawings called none of these": 0.10,
 }
-# What the shipped weights (the drawing-style fine-tune) and detector reach now (30 Nov 2026,
-# the same computations as below), less a margin of a few images: a real loss fails, a change
-# of BLAS does not. The previous weights reached 48% top-1 and 73% top-3 on the drawings.
-NOW_FOREIGN_FLAGGED = 0.78          # 79.8% (91 of 114 crops of 19 photos) called "none of these"
+# What the shipped weights (four runs, the last three with drawings) and detector reach now
+# (1 Dec 2026, the same computations as below), less a margin of a few images: a real loss
+# fails, a change of BLAS does not. The foreign photos' goal is met and asserted as such.
+# The weights before (two runs) reached 68% top-1 and 91% top-3 on the drawings; the
+# longer fine-tune and the finish on plain labels, which raised the test accuracy to 93.97%
+# and brought the ECE under 1%, cost 4 of these 100 drawings their top-3 place.
 NOW_PHOTOS_FLAGGED_CENTRE = 14      # 15 of the 19 photos' centred squares (what the app sends the model)
-NOW_DRAWINGS_TOP1 = 0.65            # 68% of the 100 drawings (goal 80%)
-NOW_DRAWINGS_TOP3 = 0.88            # 91% (goal 95%)
+NOW_DRAWINGS_TOP1 = 0.65            # 67% of the 100 drawings (goal 80%)
+NOW_DRAWINGS_TOP3 = 0.85            # 87% (goal 95%)
 NOW_CLASSES_ABOVE_HALF = 6          # classes with over 50% of their drawings right in top-1 (goal: all 10;
-                                    # airplane, automobile, ship, truck 100%, deer 90%, frog 80%; dog 0%)
-NOW_DRAWINGS_NONE_OF_THESE = 0.05   # at most: 1% (goal at most 10%); the rest get the drawing notice
-NOW_DRAWINGS_NOTICE = 0.95          # at least: 99% given the drawing notice
+                                    # airplane, ship, truck 100%, automobile, deer 90%, frog 80%; cat 50%,
+                                    # horse 30%, dog 20%, bird 10%)
+NOW_DRAWINGS_NONE_OF_THESE = 0.05   # at most: 0% (goal at most 10%); the rest get the drawing notice
+NOW_DRAWINGS_NOTICE = 0.95          # at least: 100% given the drawing notice
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
     foreign = photo_sets["foreign"]
     _, _, flagged, called_a_drawing = shipped_detector.verdicts(foreign.images)
     assert called_a_drawing.mean() <= 0.05  # a photo gets no drawing notice
-    assert flagged.mean() >= NOW_FOREIGN_FLAGGED  # goal after the retrain: RETRAIN_GOALS["foreign photos flagged"]
+    assert flagged.mean() >= RETRAIN_GOALS["foreign photos flagged"]  # 81.6% (93 of 114 crops of 19 photos)
     centre = np.arange(len(foreign.images)) % len(photos.CROPS) == 0
     assert flagged[centre].sum() >= NOW_PHOTOS_FLAGGED_CENTRE
     in_class = photo_sets["in-class"].images

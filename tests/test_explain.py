@@ -105,22 +105,23 @@ def test_the_map_differs_between_two_classes(shipped):
 
 def test_the_map_peaks_on_a_pasted_object(shipped):
     """Each example pasted into each quarter of a grey canvas twice its size; where the shipped
-    model is sure of it (many placements it is not: it trained on objects that fill the
-    frame), the map's peak and most of its mass must lie on the object."""
-    sure, on_object = [], []
+    model's answer is the pasted object (in 17 of the 40 placements today: it trained on
+    objects that fill the frame), the map of that answer must peak on the object and hold
+    most of its mass there."""
+    recognised, on_object = [], []
     for name in CLASSES:
         for top, left in ((0, 0), (0, 32), (32, 0), (32, 32)):
             canvas = on_grey_canvas(example(name), top, left)
             probabilities = shipped.classify(canvas)
-            if max(probabilities, key=probabilities.get) != name or probabilities[name] <= 0.8:
+            if max(probabilities, key=probabilities.get) != name:
                 continue
             heatmap = shipped.explain(canvas)
             inside = heatmap[top : top + 32, left : left + 32]
-            sure.append((name, top, left))
+            recognised.append((name, top, left))
             # twice chance: the pasted square is a quarter of the canvas
             on_object.append(inside.max() == heatmap.max() and inside.sum() / heatmap.sum() > 0.5)
-    assert len(sure) >= 5, f"the shipped model is sure of only {sure}"
-    assert np.mean(on_object) >= 0.8, [placement for placement, hit in zip(sure, on_object, strict=True) if not hit]
+    assert len(recognised) >= 8, f"the shipped model recognises only {recognised}"
+    assert np.mean(on_object) >= 0.8, [placement for placement, hit in zip(recognised, on_object, strict=True) if not hit]
 
 
 def test_overlay_heatmap_blends_a_colormap_over_the_image():
