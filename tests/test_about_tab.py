@@ -57,8 +57,10 @@ def test_calibration_text_follows_the_fitted_temperature():
     metrics = json.loads(SHIPPED_METRICS.read_text())
     shipped = about_tab.calibration_markdown(metrics, 2000)
     assert f"T = {metrics['temperature']:.3f}" in shipped and f"{metrics['ece']:.2%}" in shipped
-    for temperature, direction in ((0.69, "**underconfident**"), (0.95, "**nearly calibrated**, a little underconfident"),
-                                   (1.056, "**nearly calibrated**, a little overconfident"), (1.4, "**overconfident**")):
+    for temperature, direction in ((0.69, "**underconfident**"),
+                                   (0.95, "**nearly calibrated**, a little underconfident"),
+                                   (1.056, "**nearly calibrated**, a little overconfident"),
+                                   (1.4, "**overconfident**")):
         text = about_tab.calibration_markdown(dict(metrics, temperature=temperature), 500)
         assert direction in text and f"T = {temperature:.3f}" in text and "fitted on 500 held-out" in text
 
