@@ -61,10 +61,10 @@ def compare_layers(predictor, count):
         canvas, box = pasted(images[index], rng)
         probabilities = predictor.classify(canvas)
         ranked = sorted(probabilities, key=probabilities.get, reverse=True)
-        if ranked[0] == CLASSES[labels[index]]:
+        if ranked[0] == CLASSES[int(labels[index])]:
             canvases.append(canvas)
             boxes.append(box)
-            kept.append(ranked[:2])
+            kept.append(ranked[0])
     print(f"{len(kept)} of {len(chosen)} images from the {source} still classified right on a grey "
           f"{CANVAS_SIDE}x{CANVAS_SIDE} canvas")
     print(f"  {'layer':<20}{'grid':>6}{'mass inside':>13}{'peak inside':>13}")
