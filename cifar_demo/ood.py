@@ -77,7 +77,7 @@ FIT_COMMAND = "python -m cifar_demo.ood --fit"
 TARGET_FLAG_RATE = 0.05      # share of held-out CIFAR-10 images the threshold flags
 # Training images whose features the kNN score compares with, and whose pixels the app
 # shows as nearest neighbours (a random tenth of the training set). Measured with the
-# shipped weights (knn + early Mahalanobis; README, "Out of distribution"): banks of
+# first weights (knn + early Mahalanobis; model card, "Probably none of these"): banks of
 # 1,000 / 2,000 / 5,000 / 10,000 flag 79.8 / 79.8 / 80.7 / 81.6% of the foreign photos at
 # 5% of held-out images, AUROC in-class vs foreign 0.990 / 0.994 / 1.000 / 1.000; 5,000 is
 # the smallest within a point of 10,000, and its images are 14 MB compressed (10,000: 28).
