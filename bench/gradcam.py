@@ -40,8 +40,13 @@ def test_images():
         data = load_cifar10()
         return data.x_test, data.y_test, "official test set"
     except ValueError:
-        shipped = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
-        return shipped.images, shipped.labels[shipped.image_indices], "test images shipped in weights/"
+        return shipped_test_images()
+
+
+def shipped_test_images():
+    """(images, labels) of the test images whose pixels weights/test_predictions.npz keeps."""
+    shipped = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
+    return shipped.images, shipped.labels[shipped.image_indices], "test images shipped in weights/"
 
 
 def pasted(image, rng):

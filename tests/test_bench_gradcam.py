@@ -5,14 +5,11 @@ import numpy as np
 
 from bench import gradcam
 from cifar_demo import Predictor
-from cifar_demo.artifacts import SHIPPED_TEST_PREDICTIONS
-from cifar_demo.predictions import PredictionSet
 
 
 def test_compare_layers_records_each_candidate_layer_on_the_kept_images(monkeypatch):
-    shipped = PredictionSet.load(SHIPPED_TEST_PREDICTIONS)
-    images, labels = shipped.images[:12], shipped.labels[shipped.image_indices][:12]
-    monkeypatch.setattr(gradcam, "test_images", lambda: (images, labels, "a dozen shipped test images"))
+    images, labels, _ = gradcam.shipped_test_images()
+    monkeypatch.setattr(gradcam, "test_images", lambda: (images[:12], labels[:12], "a dozen shipped test images"))
     recorded = {}
     monkeypatch.setattr(gradcam, "record", lambda section, figures, notes: recorded.update(figures))
     gradcam.compare_layers(Predictor.load(), count=12)
