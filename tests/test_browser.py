@@ -208,8 +208,9 @@ def test_robustness_tab_corrupts_an_example_live_and_the_attack_flips_it_at_the_
     shown.get_by_text("gaussian noise at severity 5 of 5").wait_for()
     page.wait_for_function("src => document.querySelector('#robust-seen img').src !== src", arg=before)
     assert answer.inner_text() != answered  # the answer followed the noisier picture
-    box = seen.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)  # a grey square there
+    wait_for_loaded_image(page, "#robust-seen img")
+    box = seen.bounding_box()  # a click relative to the picture once it stays put: the line above it may rewrap
+    seen.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})  # a grey square there
     shown.get_by_text("with occlusion at severity 5 of 5").wait_for()
 
     page.get_by_label("Adversarial pixels").check()
