@@ -1,5 +1,9 @@
 """The Mistakes tab's views on a generated prediction set (no dataset, no model)."""
 
+import threading
+from types import SimpleNamespace
+
+import gradio as gr
 import numpy as np
 import pytest
 
@@ -11,7 +15,7 @@ from cifar_demo.ui import mistakes_tab
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def prediction_set(tmp_path_factory):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
     logits = rng.normal(size=(500, 10))
@@ -20,7 +24,12 @@ def source(tmp_path_factory):
     pixels = rng.integers(0, 256, (500, 32, 32, 3), dtype=np.uint8)
     path = tmp_path_factory.mktemp("predictions") / "p.npz"
     PredictionSet.from_arrays(probabilities, labels, pixels).save(path)
-    return mistakes_tab.shipped_source(Predictor(build_model((4, 8, 16))), PredictionSet.load(path))
+    return PredictionSet.load(path)
+
+
+@pytest.fixture(scope="module")
+def source(prediction_set):
+    return mistakes_tab.shipped_source(Predictor(build_model((4, 8, 16))), prediction_set)
 
 
 def test_overview_counts_match_the_predictions(source):
@@ -107,3 +116,40 @@ def test_comparison_lists_the_changed_predictions(source):
                                          trained.predictions[:10], source.image, source.predictor)
     summary, items = mistakes_tab.comparison(source, other_test_set, "All changed predictions")
     assert "not the official test set" in summary and items == []
+
+
+def test_a_model_switch_that_ends_after_a_newer_filter_leaves_the_filtered_page(source, prediction_set, monkeypatch):
+    """The race of a slow model switch (the first use of a trained model loads the test set)
+    and a filter chosen meanwhile: the switch still draws the model's overview but not its
+    gallery page, which would show the old filter under the new one."""
+    with gr.Blocks() as demo, gr.Tab("Mistakes") as tab:
+        mistakes_tab.build(tab, source.predictor, gr.State(), predictions=prediction_set)
+    events = {function.name: function.fn for function in demo.fns.values()}
+    started, release = threading.Event(), threading.Event()
+    trained = mistakes_tab.Source(mistakes_tab.TRAINED, source.probabilities, source.labels, source.predictions,
+                                  source.image, source.predictor)
+
+    def loading_slowly_once(model):
+        if not started.is_set():
+            started.set()
+            release.wait(10)
+        return trained
+
+    monkeypatch.setattr(mistakes_tab, "trained_source", loading_slowly_once)
+    page, order, model = SimpleNamespace(session_hash="page"), "Test-set order", object()
+    switched = []
+    switch = threading.Thread(target=lambda: switched.append(
+        events["switch_model"](mistakes_tab.TRAINED, "any", "any", order, model, page)))
+    switch.start()
+    assert started.wait(10)
+    items, line, shown, _ = events["refresh"](mistakes_tab.TRAINED, "cat", "any", order, model, page)
+    assert "true class cat" in line and all(source.labels[index] == CLASSES.index("cat") for index in shown)
+    release.set()
+    switch.join(10)
+    (outputs,) = switched
+    assert outputs[0] == mistakes_tab.TRAINED and outputs[1].startswith(f"**{mistakes_tab.TRAINED}:")
+    assert outputs[6:11] == mistakes_tab.closed_views()  # the opened image closed
+    assert outputs[11:] == (gr.skip(),) * 4  # the page the filter drew stays
+    # Without a newer event, a switch draws its page too.
+    outputs = events["switch_model"](mistakes_tab.TRAINED, "any", "any", order, model, page)
+    assert "all classes" in outputs[12] and outputs[13] == mistakes_tab.gallery_page(trained, "any", "any", order, 0)[2]

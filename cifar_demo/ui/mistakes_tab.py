@@ -25,6 +25,7 @@ from cifar_demo.ui.current_input import current_input
 from cifar_demo.ui.explain_views import DEFAULT_OPACITY, TOP_CLASS
 from cifar_demo.ui.first_view import FirstView
 from cifar_demo.ui.internals import ShownGallery, ShownImage, ShownLabel, ShownPlot
+from cifar_demo.ui.newest_view import NewestView
 
 SHIPPED = "Shipped model"
 TRAINED = "Your trained model"
@@ -230,6 +231,7 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
     session's current input (`shared_input`, a gr.State), when given. Returns the FirstView
     that fills its figures."""
     shipped = shipped_source(predictor, predictions)
+    newest = NewestView()  # the gallery page of a page lands in the order its events were asked for
     first_summary, first_per_class, first_confusion = overview_tables(shipped)
     first_order = next(iter(ORDERS))
     first_items, first_line, first_shown, _ = gallery_page(shipped, ANY, ANY, first_order, 0)
@@ -295,8 +297,8 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
     filters = [choice, true_class, predicted_class, order]
     page_outputs = [gallery, page_line, shown, page]
 
-    def refresh(choice_value, true_value, predicted_value, order_value, model, page_value=0):
-        return gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value, page_value)
+    def refresh(choice_value, true_value, predicted_value, order_value, model):
+        return gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value, 0)
 
     def switch_model(choice_value, true_value, predicted_value, order_value, model):
         """Every view for the chosen model; the opened image belonged to the other one, so it
@@ -307,8 +309,8 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
         except gr.Error as error:
             gr.Warning(error.message)
             return (SHIPPED, *[gr.skip()] * len(model_views))
-        return (choice_value, *overview(source), *gallery_page(source, true_value, predicted_value, order_value, 0),
-                *closed_views())
+        return (choice_value, *overview(source), *closed_views(),
+                *gallery_page(source, true_value, predicted_value, order_value, 0))
 
     def pick_cell(choice_value, order_value, model, event: gr.SelectData):
         """A confusion cell filters to (true, predicted); a class-name cell to its true class."""
@@ -320,7 +322,8 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
 
     def turn(step):
         def handler(choice_value, true_value, predicted_value, order_value, model, page_value):
-            return refresh(choice_value, true_value, predicted_value, order_value, model, page_value + step)
+            return gallery_page(source_for(choice_value, model), true_value, predicted_value, order_value,
+                                page_value + step)
         return handler
 
     def open_image(choice_value, model, shown_indices, class_choice, opacity_value, event: gr.SelectData):
@@ -344,24 +347,34 @@ def build(tab, predictor, trained_model, predictions=None, shared_input=None):
             return f"The test images are not available: {error}", []
 
     def follow_model(choice_value, true_value, predicted_value, order_value, model):
-        """A newly chosen trained model replaces the old one's views, if they are showing."""
-        if choice_value != TRAINED:
-            return [gr.skip()] * len(model_views)
+        """A newly chosen trained model replaces the old one's views, if they are showing
+        (`when=showing_trained` below)."""
         return switch_model(choice_value, true_value, predicted_value, order_value, model)[1:]
 
+    def showing_trained(choice_value, *inputs):
+        return choice_value == TRAINED
+
+    # The gallery page goes last: a model switch that ends after a newer filter, cell or page
+    # event of the same page started (the views run side by side, and the first use of a
+    # trained model loads the test set) still draws the model's overview and closes the
+    # opened image, but leaves the page to the newer event, which drew it for the same model
+    # with the newer filters (newest_view). Filter and page events that end late change nothing.
     opened_views = [opened, opened_label, opened_line, opened_heatmap, opened_index]
-    model_views = [summary, per_class, per_class_chart, confusion, grid, *page_outputs, *opened_views]
-    choice.input(switch_model, inputs=[*filters, trained_model], outputs=[choice, *model_views],
-                 api_visibility="private", concurrency_id=MODEL_VIEWS, concurrency_limit=1)
-    trained_model.change(follow_model, inputs=[*filters, trained_model], outputs=model_views, api_visibility="private",
-                         concurrency_id=MODEL_VIEWS, concurrency_limit=1)
+    model_views = [summary, per_class, per_class_chart, confusion, grid, *opened_views, *page_outputs]
+    kept = len(model_views) - len(page_outputs)
+    choice.input(newest.only(switch_model, keep=1 + kept), inputs=[*filters, trained_model],
+                 outputs=[choice, *model_views], api_visibility="private", concurrency_id=MODEL_VIEWS,
+                 concurrency_limit=1)
+    trained_model.change(newest.only(follow_model, when=showing_trained, keep=kept), inputs=[*filters, trained_model],
+                         outputs=model_views, api_visibility="private", concurrency_id=MODEL_VIEWS, concurrency_limit=1)
     for control in (true_class, predicted_class, order):
-        control.input(refresh, inputs=[*filters, trained_model], outputs=page_outputs, api_visibility="private")
-    confusion.select(pick_cell, inputs=[choice, order, trained_model],
+        control.input(newest.only(refresh), inputs=[*filters, trained_model], outputs=page_outputs,
+                      api_visibility="private")
+    confusion.select(newest.only(pick_cell), inputs=[choice, order, trained_model],
                      outputs=[true_class, predicted_class, *page_outputs], api_visibility="private")
-    previous_page.click(turn(-1), inputs=[*filters, trained_model, page], outputs=page_outputs,
+    previous_page.click(newest.only(turn(-1)), inputs=[*filters, trained_model, page], outputs=page_outputs,
                         api_visibility="private")
-    next_page.click(turn(+1), inputs=[*filters, trained_model, page], outputs=page_outputs,
+    next_page.click(newest.only(turn(+1)), inputs=[*filters, trained_model, page], outputs=page_outputs,
                     api_visibility="private")
     opening = gallery.select(open_image, inputs=[choice, trained_model, shown, opened_class, opened_opacity],
                              outputs=opened_views, api_visibility="private")
