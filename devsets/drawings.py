@@ -228,10 +228,13 @@ def draw(class_name, rng):
     template = TEMPLATES[class_name]
     canvas = Image.new("RGB", (CANVAS_SIZE, CANVAS_SIZE), WHITE)
     pen = ImageDraw.Draw(canvas)
-    if rng.random() < BACKGROUND_SHARE:
-        for colour, top, bottom in BACKGROUNDS[template["background"]]:
-            _scribble(canvas, None, colour, rng, box=(0, top * CANVAS_SIZE, CANVAS_SIZE, bottom * CANVAS_SIZE),
-                      gap=BACKGROUND_GAP)
+    scenery = BACKGROUNDS[template["background"]] if rng.random() < BACKGROUND_SHARE else []
+    # A part is drawn on white or on the scenery: in one of their colours it needs a black
+    # outline to be seen at all (a person would not leave a sky-blue plane unoutlined on the sky).
+    unseen = {WHITE, *(colour for colour, _, _ in scenery)}
+    for colour, top, bottom in scenery:
+        _scribble(canvas, None, colour, rng, box=(0, top * CANVAS_SIZE, CANVAS_SIZE, bottom * CANVAS_SIZE),
+                  gap=BACKGROUND_GAP)
     style = STYLES[rng.integers(len(STYLES))]
     colours = [choices[rng.integers(len(choices))] for choices in template["colours"]]
     outline = BLACK if rng.random() < 0.6 else None  # else each part outlined in its own colour
@@ -257,8 +260,8 @@ def draw(class_name, rng):
             continue
         if style != "outline":
             _scribble(canvas, points, colour, rng)
-        if style != "scribble" or colour == WHITE:  # a white part needs an outline to be seen on white
-            _stroke(pen, points, outline or (BLACK if colour == WHITE else colour), closed=True)
+        if style != "scribble" or colour in unseen:
+            _stroke(pen, points, outline or (BLACK if colour in unseen else colour), closed=True)
     return canvas
 
 

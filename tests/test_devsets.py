@@ -39,7 +39,7 @@ RETRAIN_GOALS = {           # issue 16, for the retrained weights
 # and brought the ECE under 1%, cost 4 of these 100 drawings their top-3 place.
 NOW_PHOTOS_FLAGGED_CENTRE = 14      # 15 of the 19 photos' centred squares (what the app sends the model)
 NOW_DRAWINGS_TOP1 = 0.65            # 67% of the 100 drawings (goal 80%)
-NOW_DRAWINGS_TOP3 = 0.85            # 87% (goal 95%)
+NOW_DRAWINGS_TOP3 = 0.85            # 88% (goal 95%)
 NOW_CLASSES_ABOVE_HALF = 6          # classes with over 50% of their drawings right in top-1 (goal: all 10;
                                     # airplane, ship, truck 100%, automobile, deer 90%, frog 80%; cat 50%,
                                     # horse 30%, dog 20%, bird 10%)
@@ -97,6 +97,20 @@ def test_drawings_are_seeded_and_drawn_in_the_canvas_palette_and_brush(class_dra
     assert sheet.size == (4 * 2 * 96, 10 * 96)
     with pytest.raises(ValueError, match="unknown class 'unicorn'"):
         drawings.draw("unicorn", np.random.default_rng(0))
+
+
+@pytest.mark.same_on_every_backend
+def test_a_part_in_the_colour_of_its_background_is_outlined_in_black(monkeypatch):
+    """A sky-blue plane scribbled on a scribbled sky would be invisible: a person outlines it."""
+    monkeypatch.setitem(drawings.TEMPLATES, "airplane", {
+        "colours": [(drawings.SKY,)], "background": "sky", "parts": [("shape", [(0.2, 0.4), (0.8, 0.4), (0.5, 0.7)])],
+    })
+    monkeypatch.setattr(drawings, "STYLES", ("scribble",))
+    sky, white, black = drawings.SKY, drawings.WHITE, drawings.BLACK
+    for share, colours in ((1.0, {sky, white, black}), (0.0, {sky, white})):
+        monkeypatch.setattr(drawings, "BACKGROUND_SHARE", share)  # on the sky: outlined; on white: as it is
+        canvas = drawings.draw("airplane", np.random.default_rng(0))
+        assert {"#{:02x}{:02x}{:02x}".format(*colour) for _, colour in canvas.getcolors(CANVAS_SIZE**2)} == colours
 
 
 def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
