@@ -22,6 +22,7 @@ import numpy as np
 from cifar_demo import zerogpu
 from cifar_demo.artifacts import config_path_for
 from cifar_demo.backend import data_parallel, describe, device_scope, resolve_device
+from cifar_demo.class_drawings import class_drawing_images
 from cifar_demo.data import split_training_set
 from cifar_demo.drawing_style import drawing_style_images
 from cifar_demo.metrics import negative_log_likelihood
@@ -77,6 +78,10 @@ class TrainConfig:
     drawing_style: float = setting(
         0.0, "share of training images shown as a drawing instead (outline, palette colours, cartoon, coloured "
         "strokes on white or a silhouette on paper; cifar_demo/drawing_style.py), so the model learns drawings too")
+    class_drawings: float = setting(
+        0.0, "share of training images replaced by a generated child's drawing of their class (a plane, a cat, "
+        "... in the canvas's brush and palette; cifar_demo/class_drawings.py), so the model learns how people "
+        "draw the ten classes")
     precision: str = setting(
         "float32", "float32; mixed_bfloat16 (bf16 compute, float32 variables: CPUs with AMX, recent GPUs) "
         "or mixed_float16 (GPUs with float16 tensor cores; the loss is scaled); bench/RESULTS.md compares them",
@@ -122,6 +127,8 @@ class TrainConfig:
               f"crop_padding must be an integer in 0..16, got {self.crop_padding!r}")
         check(isinstance(self.drawing_style, (int, float)) and not isinstance(self.drawing_style, bool)
               and 0 <= self.drawing_style <= 1, f"drawing_style must be in [0, 1], got {self.drawing_style!r}")
+        check(isinstance(self.class_drawings, (int, float)) and not isinstance(self.class_drawings, bool)
+              and 0 <= self.class_drawings <= 1, f"class_drawings must be in [0, 1], got {self.class_drawings!r}")
         check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
         check(self.init_weights is None or Path(self.init_weights).is_file(),
@@ -403,6 +410,8 @@ class Trainer:
                     images = augment_images(images, rng, config.crop_padding)
                 if config.drawing_style > 0:
                     images = drawing_style_images(images, rng, config.drawing_style)
+                if config.class_drawings > 0:
+                    images = class_drawing_images(images, y_train[indices], rng, config.class_drawings)
                 targets = np.eye(NUM_CLASSES, dtype="float32")[y_train[indices]]
                 logs = model.train_on_batch(images.astype("float32"), targets, return_dict=True)
                 step += 1

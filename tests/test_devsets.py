@@ -99,20 +99,6 @@ def test_drawings_are_seeded_and_drawn_in_the_canvas_palette_and_brush(class_dra
         drawings.draw("unicorn", np.random.default_rng(0))
 
 
-@pytest.mark.same_on_every_backend
-def test_a_part_in_the_colour_of_its_background_is_outlined_in_black(monkeypatch):
-    """A sky-blue plane scribbled on a scribbled sky would be invisible: a person outlines it."""
-    monkeypatch.setitem(drawings.TEMPLATES, "airplane", {
-        "colours": [(drawings.SKY,)], "background": "sky", "parts": [("shape", [(0.2, 0.4), (0.8, 0.4), (0.5, 0.7)])],
-    })
-    monkeypatch.setattr(drawings, "STYLES", ("scribble",))
-    sky, white, black = drawings.SKY, drawings.WHITE, drawings.BLACK
-    for share, colours in ((1.0, {sky, white, black}), (0.0, {sky, white})):
-        monkeypatch.setattr(drawings, "BACKGROUND_SHARE", share)  # on the sky: outlined; on white: as it is
-        canvas = drawings.draw("airplane", np.random.default_rng(0))
-        assert {"#{:02x}{:02x}{:02x}".format(*colour) for _, colour in canvas.getcolors(CANVAS_SIZE**2)} == colours
-
-
 def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
     foreign = photo_sets["foreign"]
     _, _, flagged, called_a_drawing = shipped_detector.verdicts(foreign.images)
