@@ -31,18 +31,16 @@ RETRAIN_GOALS = {           # issue 16, for the retrained weights
     "drawings top-1": 0.80, "drawings top-3": 0.95, "every class's drawings top-1": 0.50,
     "drawings called none of these": 0.10,
 }
-# What the shipped weights (four runs, the last three with drawings) and detector reach now
+# What the shipped weights (five runs, the last four with drawings) and detector reach now
 # (1 Dec 2026, the same computations as below), less a margin of a few images: a real loss
-# fails, a change of BLAS does not. The foreign photos' goal is met and asserted as such.
-# The weights before (two runs) reached 68% top-1 and 91% top-3 on the drawings; the
-# longer fine-tune and the finish on plain labels, which raised the test accuracy to 93.97%
-# and brought the ECE under 1%, cost 4 of these 100 drawings their top-3 place.
+# fails, a change of BLAS does not. Goals met are asserted as such: the foreign photos', and
+# the drawings' top-1 (87%) and top-3 (96%; the closest drawing in it leads the fourth class
+# by 0.003 in probability, the closest out of it trails the third by 0.02). Before the last
+# run, which showed generated drawings of each class from other templates than these, the
+# weights reached 67% and 88%.
 NOW_PHOTOS_FLAGGED_CENTRE = 14      # 15 of the 19 photos' centred squares (what the app sends the model)
-NOW_DRAWINGS_TOP1 = 0.65            # 67% of the 100 drawings (goal 80%)
-NOW_DRAWINGS_TOP3 = 0.85            # 88% (goal 95%)
-NOW_CLASSES_ABOVE_HALF = 6          # classes with over 50% of their drawings right in top-1 (goal: all 10;
-                                    # airplane, ship, truck 100%, automobile, deer 90%, frog 80%; cat 50%,
-                                    # horse 30%, dog 20%, bird 10%)
+NOW_CLASSES_ABOVE_HALF = 9          # classes with over 50% of their drawings right in top-1 (goal: all 10;
+                                    # dog, frog, horse 90%, the others 100%, but bird 0%)
 NOW_DRAWINGS_NONE_OF_THESE = 0.05   # at most: 0% (goal at most 10%); the rest get the drawing notice
 NOW_DRAWINGS_NOTICE = 0.95          # at least: 100% given the drawing notice
 
@@ -103,7 +101,7 @@ def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
     foreign = photo_sets["foreign"]
     _, _, flagged, called_a_drawing = shipped_detector.verdicts(foreign.images)
     assert called_a_drawing.mean() <= 0.05  # a photo gets no drawing notice
-    assert flagged.mean() >= RETRAIN_GOALS["foreign photos flagged"]  # 81.6% (93 of 114 crops of 19 photos)
+    assert flagged.mean() >= RETRAIN_GOALS["foreign photos flagged"]  # 84.2% (96 of 114 crops of 19 photos)
     centre = np.arange(len(foreign.images)) % len(photos.CROPS) == 0
     assert flagged[centre].sum() >= NOW_PHOTOS_FLAGGED_CENTRE
     in_class = photo_sets["in-class"].images
@@ -121,8 +119,8 @@ def test_shipped_model_and_notices_on_class_drawings(shipped_detector, class_dra
     probabilities = shipped_detector.predictor.predict_proba(images)
     top3 = np.argsort(-probabilities, axis=1)[:, :3]
     top1_right = top3[:, 0] == labels
-    assert top1_right.mean() >= NOW_DRAWINGS_TOP1          # goal after the retrain: RETRAIN_GOALS["drawings top-1"]
-    assert (top3 == labels[:, None]).any(axis=1).mean() >= NOW_DRAWINGS_TOP3  # goal: "drawings top-3"
+    assert top1_right.mean() >= RETRAIN_GOALS["drawings top-1"]  # 87%
+    assert (top3 == labels[:, None]).any(axis=1).mean() >= RETRAIN_GOALS["drawings top-3"]  # 96%
     per_class = [top1_right[labels == label].mean() for label in range(len(CLASSES))]
     assert sum(right > 0.5 for right in per_class) >= NOW_CLASSES_ABOVE_HALF  # goal: every class's drawings
     _, _, none_of_these, drawing_notice = shipped_detector.verdicts(images)

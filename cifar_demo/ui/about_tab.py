@@ -142,10 +142,10 @@ def build(tab, predictor, detector, metrics, predictions):
             gr.Markdown(card_section(card, RECIPE_SECTION))
         with gr.Column(scale=1):
             ShownImage(str(SHIPPED_CURVES), label="Training curves of the shipped weights' runs", interactive=False,
-                       buttons=[], alt_text="Training curves of the shipped weights' four runs: loss falls and "
+                       buttons=[], alt_text="Training curves of the shipped weights' five runs: loss falls and "
                        "accuracy rises over the first; each of the two fine-tunes that also show drawings starts with "
-                       "a jump in training loss and a dip in validation accuracy, then recovers; the last run, "
-                       "on plain labels, ends with the lowest loss and 94% validation accuracy")
+                       "a jump in training loss and a dip in validation accuracy, then recovers; the two short "
+                       "finishes on plain labels end with the lowest loss and about 94% validation accuracy")
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
     reliability = ShownPlot(show_label=False, format="png", elem_id="reliability-diagram")
