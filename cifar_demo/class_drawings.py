@@ -5,7 +5,8 @@ tab's canvas (issue 16): the renderer, and the templates the training option
 A template is a class's parts in a unit box (x right, y down; the object faces right),
 drawn in order: ("shape", points) is a closed shape (scribble-filled in the filled styles),
 ("ellipse", (cx, cy, rx, ry)) one too, ("line", points) an open stroke; a third item picks
-the part's colour slot. Each drawing jitters the template in size, place, tilt, direction
+the part's colour slot. "colours" gives each slot's choices, the palette colours a person
+would pick, and "background" names the scenery. Each drawing jitters the template in size, place, tilt, direction
 and every vertex, and draws it on the white CANVAS_SIZE canvas with the BRUSH_SIZE round
 brush in PALETTE colours: as an outline, as scribble-filled shapes with or without an
 outline, and on a third of them over a scribbled scenery (sky, grass, water or road).
