@@ -22,7 +22,7 @@ from cifar_demo.artifacts import (
     inside_path_for,
 )
 from cifar_demo.backend import describe, resolve_device
-from cifar_demo.data import load_cifar10, split_training_set
+from cifar_demo.data import load_cifar10
 from cifar_demo.inside import compute_top_activations
 from cifar_demo.metrics import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax, summarize
 from cifar_demo.predictions import GRID_IMAGES, PredictionSet, file_sha256
@@ -73,13 +73,13 @@ def calibrate(predictor, weights_path, data):
     config = TrainConfig.from_dict(json.loads(config_path.read_text()))
     if config.val_size == 0:
         raise ValueError(f"{weights_path} was trained on every training image: no held-out images to calibrate on")
-    _, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
+    _, val_indices = config.held_out_split(len(data.x_train))
     logits = predictor.predict_logits(data.x_train[val_indices])
     labels = data.y_train[val_indices]
     temperature = fit_temperature(logits, labels)
     record = {
         "temperature": round(temperature, 6),
-        "fitted_on": f"{len(val_indices):,} training images held out of training (seed {config.seed} split)",
+        "fitted_on": f"{len(val_indices):,} training images held out of training (seed {config.held_out_seed} split)",
         "held_out_nll_before": round(negative_log_likelihood(softmax(logits), labels), 5),
         "held_out_nll_after": round(negative_log_likelihood(softmax(logits, temperature), labels), 5),
     }

@@ -48,7 +48,7 @@ from cifar_demo.artifacts import (
     neighbours_path_for,
     ood_path_for,
 )
-from cifar_demo.data import load_cifar10, split_training_set
+from cifar_demo.data import load_cifar10
 from cifar_demo.drawing_style import BRUSH_SIZE, CANVAS_SIZE
 from cifar_demo.images import check_model_input, resize_for_model
 from cifar_demo.metrics import softmax
@@ -679,7 +679,7 @@ def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None,
     scores = list(scores)
     for name in scores:
         components(name)  # ValueError for an unknown score
-    train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size, config.seed)
+    train_indices, val_indices = config.held_out_split(len(data.x_train))
     if len(val_indices) == 0:
         raise ValueError("the run held out no training images to fit the threshold on")
     chosen = np.sort(np.random.default_rng([seed, 5]).permutation(train_indices)[:statistics_images])

@@ -86,7 +86,11 @@ class TrainConfig:
         "float32", "float32; mixed_bfloat16 (bf16 compute, float32 variables: CPUs with AMX, recent GPUs) "
         "or mixed_float16 (GPUs with float16 tensor cores; the loss is scaled); bench/RESULTS.md compares them",
         choices=PRECISIONS)
-    seed: int = setting(0, "seed of the split, initialisation, shuffling and augmentation")
+    seed: int = setting(0, "seed of the initialisation, shuffling and augmentation, and of the held-out split "
+                        "unless split_seed is set")
+    split_seed: int | None = setting(
+        None, "seed of the held-out split alone, so runs of other seeds (say, several finishes to average) can "
+        "share one split and all keep its images unseen", none="the seed's")
     init_weights: str | None = setting(None, ".weights.h5 file to fine-tune from", none="none, start from scratch")
 
     def validate(self):
@@ -131,17 +135,29 @@ class TrainConfig:
               and 0 <= self.class_drawings <= 1, f"class_drawings must be in [0, 1], got {self.class_drawings!r}")
         check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
+        check(self.split_seed is None or (is_int(self.split_seed) and 0 <= self.split_seed < 2**32),
+              f"split_seed must be an integer in 0..2**32-1 or None, got {self.split_seed!r}")
         check(self.init_weights is None or Path(self.init_weights).is_file(),
               f"init_weights file not found: {self.init_weights!r}")
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)
 
+    @property
+    def held_out_seed(self):
+        """The seed the held-out split is drawn with: split_seed, else seed."""
+        return self.seed if self.split_seed is None else self.split_seed
+
+    def held_out_split(self, num_images):
+        """(train indices, validation indices) of a training set of `num_images` under these settings."""
+        return split_training_set(num_images, self.val_size, self.train_size, self.held_out_seed)
+
     def validates_on_images_held_out_of(self, earlier):
         """Whether every validation image of this run was held out of a run with `earlier`'s
         settings too: the split holds out the first val_size images of one seeded order, so a
-        fine-tune's validation stays unseen when it shares the seed and holds out no more."""
-        return earlier.val_size > 0 and self.seed == earlier.seed and 0 < self.val_size <= earlier.val_size
+        fine-tune's validation stays unseen when it shares the split's seed and holds out no more."""
+        return (earlier.val_size > 0 and self.held_out_seed == earlier.held_out_seed
+                and 0 < self.val_size <= earlier.val_size)
 
     def describe(self):
         """One line per setting with its unit, as a run prints them at its start."""
@@ -358,8 +374,7 @@ class Trainer:
 
     def _run(self, data):
         config = self.config
-        train_indices, val_indices = split_training_set(len(data.x_train), config.val_size, config.train_size,
-                                                        config.seed)
+        train_indices, val_indices = config.held_out_split(len(data.x_train))
         x_train, y_train = data.x_train[train_indices], data.y_train[train_indices]
         if config.val_size > 0:
             x_val, y_val = data.x_train[val_indices], data.y_train[val_indices]

@@ -77,7 +77,7 @@ def test_every_training_setting_has_a_flag_that_round_trips():
         epochs=7, batch_size=64, train_size=1234, val_size=0, width_mult=0.5, learning_rate=0.02,
         warmup_fraction=0.3, momentum=0.8, weight_decay=1e-4, label_smoothing=0.0, augment=False,
         crop_padding=2, drawing_style=0.25, class_drawings=0.1, precision="mixed_bfloat16", seed=9,
-        init_weights="start.weights.h5",
+        split_seed=3, init_weights="start.weights.h5",
     )
     assert all(getattr(changed, f.name) != f.default for f in fields)  # every flag is exercised
     argv = ["--out", "run", "--no-augment"]

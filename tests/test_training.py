@@ -48,6 +48,20 @@ def test_loss_goes_down_on_a_learnable_toy_set(toy_data):
     assert epochs[-1].val_accuracy == pytest.approx(np.mean(final.argmax(axis=1) == y_val))
 
 
+
+def test_split_seed_holds_out_that_seeds_images_whatever_the_runs_seed(toy_data):
+    """Finishes of several seeds that share one held-out split (to be averaged) validate on it."""
+    events = []
+    config = tiny_config(epochs=1, seed=4, split_seed=1)
+    result = Trainer(config, callbacks=[events.append]).run(toy_data)
+    _, val_indices = split_training_set(len(toy_data.x_train), config.val_size, config.train_size, seed=1)
+    _, own_indices = split_training_set(len(toy_data.x_train), config.val_size, config.train_size, seed=4)
+    assert set(val_indices) != set(own_indices)
+    np.testing.assert_array_equal(config.held_out_split(len(toy_data.x_train))[1], val_indices)
+    final = keras.ops.convert_to_numpy(result.model(toy_data.x_train[val_indices].astype("float32"), training=False))
+    epoch = [e for e in events if isinstance(e, EpochEnded)][-1]
+    assert epoch.val_accuracy == pytest.approx(np.mean(final.argmax(axis=1) == toy_data.y_train[val_indices]))
+
 def test_events_are_emitted_in_order(toy_data):
     events = []
     Trainer(tiny_config(), callbacks=[events.append]).run(toy_data)
@@ -109,8 +123,8 @@ def test_train_on_batch_reports_that_batch_s_loss_not_a_running_mean():
 @pytest.mark.parametrize(
     "field, value",
     [("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("learning_rate", -1.0), ("width_mult", 0.0),
-     ("label_smoothing", 1.0), ("augment", "yes"), ("seed", -1), ("val_size", -5), ("train_size", 0),
-     ("init_weights", "/no/such/file.weights.h5")],
+     ("label_smoothing", 1.0), ("augment", "yes"), ("seed", -1), ("split_seed", -1), ("split_seed", 1.5),
+     ("val_size", -5), ("train_size", 0), ("init_weights", "/no/such/file.weights.h5")],
 )
 def test_config_validation_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):

@@ -194,13 +194,17 @@ def test_a_fine_tune_knows_whether_its_validation_was_held_out_of_the_shipped_we
     """Checked against the split itself: the validation indices are a subset of the shipped ones."""
     shipped = train_form.shipped_config()
     assert shipped is not None and shipped.val_size > 0
-    _, shipped_held_out = data.split_training_set(50_000, shipped.val_size, shipped.train_size, shipped.seed)
-    for preset_name, seed, val_size in [("Quick", 0, 1000), ("Standard", 0, 2000), ("Quick", 1, 1000),
-                                        ("Quick", 0, 3000)]:
-        config = dataclasses.replace(training.preset(preset_name), seed=seed, val_size=val_size)
-        _, held_out = data.split_training_set(50_000, config.val_size, config.train_size, config.seed)
-        unseen = set(held_out) <= set(shipped_held_out)
-        assert config.validates_on_images_held_out_of(shipped) == unseen
+
+    def held_out(config):
+        split_seed = config.seed if config.split_seed is None else config.split_seed
+        return set(data.split_training_set(50_000, config.val_size, config.train_size, split_seed)[1])
+
+    for preset_name, seed, split_seed, val_size in [("Quick", 0, None, 1000), ("Standard", 0, None, 2000),
+                                                    ("Quick", 1, None, 1000), ("Quick", 0, None, 3000),
+                                                    ("Quick", 1, shipped.held_out_seed, 1000),
+                                                    ("Quick", shipped.held_out_seed, 1, 1000)]:
+        config = dataclasses.replace(training.preset(preset_name), seed=seed, split_seed=split_seed, val_size=val_size)
+        assert config.validates_on_images_held_out_of(shipped) == (held_out(config) <= held_out(shipped))
     assert all(training.preset(name).validates_on_images_held_out_of(shipped) for name in ("Quick", "Standard"))
 
 
