@@ -17,8 +17,8 @@ poses and kinds than the dev set's: a plane from the side, a car from the front,
 bird, a walking cat, a sitting dog, a frog from the side, a sailboat, a tanker truck. The
 second are the poses people draw most (a dog standing, a bird perched, a cat sitting, a
 liner), some of which the dev set draws too, in other shapes. Birds have a third, standing on
-the ground. A model trained on the first alone measures how far drawings carry over to ones it
-never saw (model card).
+the ground, and dogs one with a floppy ear. A model trained on the first alone measures how
+far drawings carry over to ones it never saw (model card).
 """
 
 import math
@@ -330,6 +330,19 @@ _EXTRA_TEMPLATES = {
             ("shape", [(0.78, 0.27), (0.94, 0.31), (0.78, 0.35)], 1),
             ("shape", [(0.34, 0.46), (0.56, 0.44), (0.46, 0.6)], 2),
             ("line", [(0.72, 0.28), (0.73, 0.29)], 3),
+        ],
+    }],
+    "dog": [{  # standing, floppy ear hanging down, muzzle forward, tail up
+        "colours": [(BROWN, BLACK, GREY, ORANGE, YELLOW, WHITE), (BLACK, BROWN), (RED, BLUE)],
+        "background": "grass",
+        "parts": [
+            ("line", [(0.2, 0.5), (0.1, 0.36), (0.14, 0.26)]),
+            *legs((0.24, 0.33, 0.58, 0.66), 0.62, 0.92, -0.02),
+            ("shape", [(0.18, 0.46), (0.42, 0.42), (0.7, 0.44), (0.72, 0.62), (0.2, 0.66)]),
+            ("shape", [(0.66, 0.22), (0.82, 0.2), (0.96, 0.34), (0.94, 0.44), (0.7, 0.46)]),
+            ("shape", [(0.68, 0.24), (0.6, 0.3), (0.62, 0.52), (0.7, 0.48)], 1),
+            ("line", [(0.8, 0.28), (0.81, 0.29)], 1),
+            ("line", [(0.66, 0.48), (0.74, 0.52)], 2),
         ],
     }],
 }
