@@ -145,7 +145,8 @@ def build(tab, predictor, detector, metrics, predictions):
                        buttons=[], alt_text="Training curves of the shipped weights' five runs: loss falls and "
                        "accuracy rises over the first; each of the two fine-tunes that also show drawings starts with "
                        "a jump in training loss and a dip in validation accuracy, then recovers; the two short "
-                       "finishes on plain labels end with the lowest loss and about 94% validation accuracy")
+                       "finishes on plain labels (of the last, the seed-0 one of the three averaged) end with the "
+                       "lowest loss and about 94% validation accuracy")
     gr.Markdown("### How far to trust its confidence")
     gr.Markdown(calibration_markdown(metrics, held_out))
     reliability = ShownPlot(show_label=False, format="png", elem_id="reliability-diagram")
