@@ -63,6 +63,15 @@ def toy_data():
     return toy_dataset()
 
 
+@pytest.fixture(scope="module")
+def toy_npz(tmp_path_factory):
+    """A small toy_dataset as an .npz file, for the command lines' --data."""
+    data = toy_dataset(train=96, test=40)
+    path = tmp_path_factory.mktemp("data") / "toy.npz"
+    np.savez(path, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    return path
+
+
 def tiny_run(**changes):
     """Keyword arguments of /train for a Custom run small enough for the toy data, with
     `changes` applied (for example a bad value, or more epochs for a run that lasts)."""

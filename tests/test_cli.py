@@ -12,15 +12,7 @@ import pytest
 
 from cifar_demo import evaluate, train, training
 from cifar_demo.model import build_model, scaled_widths
-from tests.conftest import REPO, toy_dataset
-
-
-@pytest.fixture(scope="module")
-def toy_npz(tmp_path_factory):
-    data = toy_dataset(train=96, test=40)
-    path = tmp_path_factory.mktemp("data") / "toy.npz"
-    np.savez(path, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
-    return path
+from tests.conftest import REPO
 
 
 def test_train_then_evaluate(toy_npz, tmp_path, capsys):

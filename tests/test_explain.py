@@ -105,8 +105,8 @@ def test_the_map_differs_between_two_classes(shipped):
 
 def test_the_map_peaks_on_a_pasted_object(shipped):
     """Each example pasted into each quarter of a grey canvas twice its size; where the shipped
-    model's answer is the pasted object (in 21 of the 40 placements with the weights of
-    1 December, 19 of them on the object: it trained on objects that fill the frame), the
+    model's answer is the pasted object (in 20 of the 40 placements with the averaged weights
+    of 1 December, all 20 on the object: it trained on objects that fill the frame), the
     map of that answer must peak on the object and hold most of its mass there."""
     recognised, on_object = [], []
     for name in CLASSES:

@@ -11,17 +11,8 @@ from cifar_demo import soup
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import TrainConfig
-from tests.conftest import toy_dataset
 
 WIDTH = 0.125
-
-
-@pytest.fixture(scope="module")
-def toy_npz(tmp_path_factory):
-    data = toy_dataset(train=96, test=40)
-    path = tmp_path_factory.mktemp("data") / "toy.npz"
-    np.savez(path, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
-    return path
 
 
 def write_member(folder, seed, **settings):
