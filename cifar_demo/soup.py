@@ -21,8 +21,7 @@ import numpy as np
 
 from cifar_demo.artifacts import config_path_for
 from cifar_demo.data import load_cifar10
-from cifar_demo.evaluate import calibrate
-from cifar_demo.metrics import negative_log_likelihood, softmax
+from cifar_demo.evaluate import calibrate, evaluate_logits
 from cifar_demo.model import build_model, scaled_widths
 from cifar_demo.predictor import Predictor
 from cifar_demo.training import CONFIG_FILE, FINAL_WEIGHTS, TrainConfig
@@ -88,12 +87,10 @@ def average_weights(paths):
 
 
 def held_out_report(predictor, data, config):
-    """Accuracy and NLL (at the predictor's temperature) on the run's held-out training images."""
+    """evaluate_logits() at the predictor's temperature on the run's held-out training images."""
     _, val_indices = config.held_out_split(len(data.x_train))
-    probabilities = softmax(predictor.predict_logits(data.x_train[val_indices]), predictor.temperature)
-    labels = data.y_train[val_indices]
-    return {"accuracy": float((probabilities.argmax(1) == labels).mean()),
-            "nll": negative_log_likelihood(probabilities, labels)}
+    logits = predictor.predict_logits(data.x_train[val_indices])
+    return evaluate_logits(logits, data.y_train[val_indices], predictor.temperature)
 
 
 def main(argv=None):
