@@ -69,6 +69,8 @@ COMBINED_SCORES = {
     "knn+stage2_mahalanobis": ("knn", "stage2_mahalanobis"),
     "knn+gram": ("knn", "gram"),
     "knn+energy": ("knn", "energy"),
+    # three families at once: where the features lie, the colour and texture, the classifier's confidence
+    "knn+early_mahalanobis+energy": ("knn", "early_mahalanobis", "energy"),
 }
 SCORES = SINGLE_SCORES + tuple(COMBINED_SCORES)
 NEEDS = {"max_probability": "logits", "energy": "logits", "knn": "features", "mahalanobis": "features",
@@ -745,13 +747,14 @@ def format_table(table, chosen, select_on=()):
     compared = list(table[scores[0]]["auroc_vs_test"])
     flagged = list(table[scores[0]]["flag_rate"])
     width = max(15, *(len(name) + 2 for name in flagged))
+    name_width = max(24, *(len(score) + 2 for score in scores))
     lines = ["AUROC, CIFAR-10 test images vs each other set (1.0 = perfectly separated):",
-             f"  {'score':<24}" + "".join(f"{name:>{width}}" for name in compared)]
-    lines += [f"  {score:<24}" + "".join(f"{table[score]['auroc_vs_test'][name]:>{width}.4f}" for name in compared)
-              for score in scores]
+             f"  {'score':<{name_width}}" + "".join(f"{name:>{width}}" for name in compared)]
+    lines += [f"  {score:<{name_width}}"
+              + "".join(f"{table[score]['auroc_vs_test'][name]:>{width}.4f}" for name in compared) for score in scores]
     lines += [f"share flagged at each score's threshold ({TARGET_FLAG_RATE:.0%} of held-out training images):",
-              f"  {'score':<24}{'threshold':>11}" + "".join(f"{name:>{width}}" for name in flagged)]
-    lines += [f"  {score:<24}{table[score]['threshold']:>11.4g}"
+              f"  {'score':<{name_width}}{'threshold':>11}" + "".join(f"{name:>{width}}" for name in flagged)]
+    lines += [f"  {score:<{name_width}}{table[score]['threshold']:>11.4g}"
               + "".join(f"{table[score]['flag_rate'][name]:>{width}.1%}" for name in flagged) for score in scores]
     if "drawing detector" in table:
         shares = table["drawing detector"]["share called a drawing"]

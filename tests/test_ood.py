@@ -182,6 +182,11 @@ def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, to
     for name in ood.SCORES:  # every score works from the fitted statistics, and is a number
         scores = ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics).score(images)
         assert scores.shape == (18,) and np.isfinite(scores).all(), name
+    held_out = toy_data.x_train[config.held_out_split(len(toy_data.x_train))[1]]
+    measured = ood.measure(tiny_predictor, held_out, set(ood.NEEDS.values()), detector.statistics)
+    for name in ood.COMBINED_SCORES:  # its parts standardised on the held-out images: there, the sum's mean is 0
+        combined = ood.compute_scores(name, measured, detector.statistics, tiny_predictor.temperature)
+        assert abs(combined.mean()) < 0.02, name  # float32 noise; an unstandardised part adds its own mean
     assert loaded.score(images[:0]).shape == (0,)  # an empty batch is an empty answer
     assert [len(part) for part in loaded.verdicts(images[:0])] == [0, 0, 0, 0]
     bank_path = tmp_path / "tiny.neighbours.npz"

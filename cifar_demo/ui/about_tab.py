@@ -89,8 +89,8 @@ def ood_markdown(detector, held_out):
     table = f"\n\n| images | score over the threshold | called a drawing |\n|---|---|---|\n{rows}" if rows else ""
     return (
         "The Classify tab warns **“Probably none of these”** when an input looks unlike CIFAR-10, instead "
-        "of asserting one of the ten classes. The score measures how far the network's internal features of the "
-        f"input lie from those of the training photos ({describe_score(detector.score_name)}, "
+        "of asserting one of the ten classes. The score measures how unlike the training photos the network finds "
+        f"the input ({describe_score(detector.score_name)}, "
         f"`{detector.score_name}`); above **{detector.threshold:.2f}** "
         f"the warning shows. The threshold flags {TARGET_FLAG_RATE:.0%} of {held_out:,} held-out CIFAR-10 training "
         "images, so a few real photos get the warning too"
