@@ -190,16 +190,50 @@ def contact_sheet(per_class=10, seed=0, scale=3):
     return sheet
 
 
+def score(predictor, per_class, seed):
+    """How `predictor` does on build(per_class, seed): {"top-1", "top-3": shares; "per class":
+    {class: top-1 share}; "called": {class: {class it was wrongly called: count}}}."""
+    images, labels = build(per_class, seed)
+    top3 = np.argsort(-predictor.predict_proba(images), axis=1)[:, :3]
+    right = top3[:, 0] == labels
+    called = {}
+    for label, class_name in enumerate(CLASSES):
+        wrong = np.bincount(top3[(labels == label) & ~right, 0], minlength=len(CLASSES))
+        called[class_name] = {CLASSES[other]: int(wrong[other]) for other in np.flatnonzero(wrong)}
+    return {"top-1": float(right.mean()), "top-3": float((top3 == labels[:, None]).any(axis=1).mean()),
+            "per class": {name: float(right[labels == label].mean()) for label, name in enumerate(CLASSES)},
+            "called": called}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m devsets.drawings",
-                                     description="Write a contact sheet of the generated drawings to look at.")
+                                     description="Write a contact sheet of the generated drawings to look at, "
+                                                 "or score a model on them (--score).")
     parser.add_argument("--out", default="test-artifacts/drawings_contact_sheet.png")
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--score", action="store_true",
+                        help="print the model's top-1 and top-3 on the drawings, per class, and what the wrong ones "
+                             "were called, instead of writing the contact sheet")
+    parser.add_argument("--weights", default=None, help="weights to score with --score (default: the shipped ones)")
     args = parser.parse_args(argv)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(args.per_class, args.seed).save(args.out)
-    print(f"wrote {args.out}", file=sys.stderr)
+    if not args.score:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        contact_sheet(args.per_class, args.seed).save(args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+        return 0
+    from cifar_demo.predictor import Predictor  # only here: the contact sheet needs no model
+
+    try:
+        figures = score(Predictor.load(args.weights), args.per_class, args.seed)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{10 * args.per_class} drawings, seed {args.seed}: top-1 {figures['top-1']:.1%}, "
+          f"top-3 {figures['top-3']:.1%}")
+    for name, share in figures["per class"].items():
+        wrong = ", ".join(f"{other} {count}" for other, count in figures["called"][name].items())
+        print(f"  {name:<11}{share:>7.0%}" + (f"   wrong: {wrong}" if wrong else ""))
     return 0
 
 

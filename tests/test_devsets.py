@@ -2,10 +2,9 @@
 drawings) and what the shipped weights and detector reach on them: a regression test, so a
 later change cannot quietly lose what is reached now.
 
-Issue 16's goals for the retrained weights are in RETRAIN_GOALS; where today's weights fall
-short (birds' drawings), the assertions hold today's figures
-(NOW_*) and the goal is written beside them: a better retrain raises the NOW_* figures
-towards the goals, and this file with them. Figures: `python -m cifar_demo.ood --fit`
+Issue 16's goals for the retrained weights are in RETRAIN_GOALS and asserted where the shipped
+weights meet them on these sets; the rest hold today's figures (NOW_*) with the goal written
+beside them, for a better retrain to raise. Figures: `python -m cifar_demo.ood --fit`
 prints the same sets' rates (model card, "Probably none of these", drawings, nearest
 training images)."""
 
@@ -24,7 +23,10 @@ pytest.importorskip("skimage", reason="the development photos need scikit-image 
 pytest.importorskip("sklearn", reason="the development photos need scikit-learn (requirements-dev.txt)")
 from devsets import drawings  # noqa: E402  (after the skips: it is only useful with them)
 
-DRAWINGS_PER_CLASS = 10     # 100 drawings, seed 1: the "class drawings" set of --fit's table
+# 500 drawings, seed 1; each class's first 10 are the "class drawings" set of --fit's table. Fifty
+# a class, because with ten one drawing is ten points of a class's figure: a class drawn right
+# 60% of the time shows 5 of 10 or fewer with probability 0.37, 25 of 50 or fewer with 0.10.
+DRAWINGS_PER_CLASS = 50
 RETRAIN_GOALS = {           # issue 16, for the retrained weights
     "foreign photos flagged": 0.80, "in-class photos flagged": 0.10, "test images flagged": 0.05,
     "auroc in-class vs foreign": 0.90,
@@ -34,13 +36,11 @@ RETRAIN_GOALS = {           # issue 16, for the retrained weights
 # What the shipped weights (five runs, the last four with drawings, the last of them three
 # seeds averaged) and detector reach now (1 Dec 2026, the same computations as below), less a
 # margin of a few images: a real loss fails, a change of BLAS does not. Goals met are asserted
-# as such: the drawings' top-1 (88%) and top-3 (98%), and the foreign photos flagged (82.5%,
-# 94 of 114 crops of 19 photos, since the detector adds the energy to its score). Before the
-# last run, which showed generated drawings of each class from other templates than these,
-# the weights reached 67% and 88%.
+# as such: the drawings' top-1 (91.0%) and top-3 (98.2%), every class's drawings above half
+# (birds 64%, dogs 68%, the others 92-100%), and the foreign photos flagged (82.5%, 94 of 114
+# crops of 19 photos, since the detector adds the energy to its score). Birds pass narrowly:
+# 50 a class of seed 7 get 40% of them right, of seed 1000 56% (model card).
 NOW_PHOTOS_FLAGGED_CENTRE = 13      # 14 of the 19 photos' centred squares (what the app sends the model)
-NOW_CLASSES_ABOVE_HALF = 9          # classes with over 50% of their drawings right in top-1 (goal: all 10;
-                                    # frog, horse 90%, dog 70%, bird 30%, the others 100%)
 NOW_DRAWINGS_NONE_OF_THESE = 0.05   # at most: 0% (goal at most 10%); the rest get the drawing notice
 NOW_DRAWINGS_NOTICE = 0.95          # at least: 100% given the drawing notice
 
@@ -97,6 +97,20 @@ def test_drawings_are_seeded_and_drawn_in_the_canvas_palette_and_brush(class_dra
         drawings.draw("unicorn", np.random.default_rng(0))
 
 
+def test_score_command_prints_the_models_figures_on_the_drawings(shipped_detector, capsys):
+    assert drawings.main(["--score", "--per-class", "2", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    images, labels = drawings.build(2, seed=1)  # the oracle: the same drawings through the predictor directly
+    top1 = shipped_detector.predictor.predict_proba(images).argmax(axis=1)
+    assert printed[0].startswith(f"20 drawings, seed 1: top-1 {(top1 == labels).mean():.1%}, top-3 ")
+    assert [line.split()[0] for line in printed[1:]] == list(CLASSES)
+    for line, label in zip(printed[1:], range(len(CLASSES)), strict=True):
+        assert line.split()[1] == f"{(top1[labels == label] == label).mean():.0%}"
+        called = [CLASSES[other] for other in top1[labels == label] if other != label]
+        assert all(f"{name} {called.count(name)}" in line for name in called)
+    assert drawings.main(["--score", "--weights", "no/such.weights.h5"]) == 2
+
+
 def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
     foreign = photo_sets["foreign"]
     _, _, flagged, called_a_drawing = shipped_detector.verdicts(foreign.images)
@@ -119,10 +133,10 @@ def test_shipped_model_and_notices_on_class_drawings(shipped_detector, class_dra
     probabilities = shipped_detector.predictor.predict_proba(images)
     top3 = np.argsort(-probabilities, axis=1)[:, :3]
     top1_right = top3[:, 0] == labels
-    assert top1_right.mean() >= RETRAIN_GOALS["drawings top-1"]  # 88%
-    assert (top3 == labels[:, None]).any(axis=1).mean() >= RETRAIN_GOALS["drawings top-3"]  # 98%
+    assert top1_right.mean() >= RETRAIN_GOALS["drawings top-1"]  # 91.0%
+    assert (top3 == labels[:, None]).any(axis=1).mean() >= RETRAIN_GOALS["drawings top-3"]  # 98.2%
     per_class = [top1_right[labels == label].mean() for label in range(len(CLASSES))]
-    assert sum(right > 0.5 for right in per_class) >= NOW_CLASSES_ABOVE_HALF  # goal: every class's drawings
+    assert min(per_class) > RETRAIN_GOALS["every class's drawings top-1"]  # birds 64%, the lowest
     _, _, none_of_these, drawing_notice = shipped_detector.verdicts(images)
     assert none_of_these.mean() <= NOW_DRAWINGS_NONE_OF_THESE  # goal: "drawings called none of these", met
     assert drawing_notice.mean() >= NOW_DRAWINGS_NOTICE
