@@ -20,7 +20,11 @@ images it never trained on. The scores compared (`python -m cifar_demo.ood --fit
   predicted class, each layer's deviation divided by its mean on held-out images;
 - combinations: the sum of their components, each standardised on held-out images.
 
-The chosen score's threshold flags TARGET_FLAG_RATE of held-out training images.
+A detector scores an input and its mirror image and flags on the mean of the two
+(`views` 2, the default since 1 Dec 2026): CIFAR-10's photos are as likely mirrored, so the
+mean keeps their scores and averages out part of one view's noise, and every score separates
+CIFAR-10 from the development photos better (model card). The chosen score's threshold
+flags TARGET_FLAG_RATE of held-out training images.
 
 Drawings are unlike photos too, but they are no reason to give up: a logistic regression
 on the first stage's colour and texture statistics, fitted on generated stroke drawings
@@ -77,6 +81,7 @@ NEEDS = {"max_probability": "logits", "energy": "logits", "knn": "features", "ma
          "stage2_mahalanobis": "stage2", "early_mahalanobis": "early", "gram": "gram"}
 FIT_COMMAND = "python -m cifar_demo.ood --fit"
 TARGET_FLAG_RATE = 0.05      # share of held-out CIFAR-10 images the threshold flags
+VIEWS = 2                   # a score is the mean over the input and its mirror image (1: the input alone)
 # Training images whose features the kNN score compares with, and whose pixels the app
 # shows as nearest neighbours (a random tenth of the training set). Measured with the
 # first weights (knn + early Mahalanobis; model card, "Probably none of these"): banks of
@@ -310,6 +315,25 @@ def compute_scores(name, measured, statistics=None, temperature=1.0):
     return np.asarray(total, dtype=np.float32)
 
 
+def check_views(views):
+    if views not in (1, 2):
+        raise ValueError(f"views must be 1 (the input) or 2 (the input and its mirror image), got {views!r}")
+
+
+def measure_views(predictor, images, needs, statistics, views):
+    """measure() of uint8 images (N, 32, 32, 3) and, with `views` 2, of their mirror images:
+    a list of one or two measurements, the images as given first."""
+    check_views(views)
+    images = np.asarray(images)
+    return [measure(predictor, batch, needs, statistics) for batch in (images, images[:, :, ::-1])[:views]]
+
+
+def view_scores(name, measured_views, statistics=None, temperature=1.0):
+    """Score `name` of each image averaged over its views (measure_views' list): float32 (N,)."""
+    return np.mean([compute_scores(name, measured, statistics, temperature) for measured in measured_views],
+                   axis=0).astype(np.float32)
+
+
 def statistics_needed(name):
     """The prefixes of the statistics arrays score `name` reads."""
     prefixes = {"knn": ["bank_features"], "mahalanobis": ["pooled_"], "stage2_mahalanobis": ["stage2_"],
@@ -365,8 +389,9 @@ class OodDetector:
 
     unavailable_reason = None  # the check runs (UnavailableDetector holds why it cannot)
 
-    def __init__(self, predictor, score_name, threshold, statistics=None, record=None, drawing=None):
+    def __init__(self, predictor, score_name, threshold, statistics=None, record=None, drawing=None, views=VIEWS):
         needed = statistics_needed(score_name)  # ValueError for an unknown score
+        check_views(views)
         statistics = dict(statistics or {})
         missing = [prefix for prefix in needed if not any(key.startswith(prefix) for key in statistics)]
         if missing:
@@ -405,6 +430,7 @@ class OodDetector:
         self.threshold = float(threshold)
         self.statistics = statistics
         self.drawing = drawing
+        self.views = views
         self.record = dict(record or {})  # what the fit measured (flag rates, AUROCs), for people
 
     @classmethod
@@ -422,10 +448,11 @@ class OodDetector:
                 if "drawing_weights" in archive:
                     drawing = DrawingDetector(archive["drawing_mean"], archive["drawing_scale"],
                                               archive["drawing_weights"], float(archive["drawing_bias"]))
-                statistics = {key: archive[key] for key in archive.files
-                              if key not in ("score_name", "threshold", "record") and not key.startswith("drawing_")}
+                statistics = {key: archive[key] for key in archive.files if key not in (
+                    "score_name", "threshold", "record", "views") and not key.startswith("drawing_")}
+                views = int(archive["views"]) if "views" in archive else 1  # files fitted before views were
                 return cls(predictor, str(archive["score_name"]), float(archive["threshold"]), statistics, record,
-                           drawing)
+                           drawing, views)
         except UNREADABLE_NPZ as error:
             raise ValueError(f"{path} is not an out-of-distribution statistics file: {error}") from None
 
@@ -433,7 +460,7 @@ class OodDetector:
         """Writes score name, threshold, the statistics the score and `nearest` need and the
         drawing detector, plus any `record` values (the measured rates) as JSON for people."""
         arrays = {"score_name": np.array(self.score_name), "threshold": np.array(self.threshold, dtype=np.float64),
-                  "record": np.array(json.dumps({**self.record, **record}))}
+                  "views": np.array(self.views), "record": np.array(json.dumps({**self.record, **record}))}
         keep = (*statistics_needed(self.score_name), "bank_")
         arrays.update({key: value for key, value in self.statistics.items() if key.startswith(keep)})
         if "bank_features" in arrays:  # float16 halves the file; bank_features() restores the unit norm
@@ -447,9 +474,10 @@ class OodDetector:
         return needs | ({"early"} if self.drawing is not None else set())
 
     def score(self, pixels):
-        """uint8 (N, 32, 32, 3) -> float32 (N,) scores; higher means less like CIFAR-10."""
-        measured = measure(self.predictor, pixels, self._needs(), self.statistics)
-        return compute_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
+        """uint8 (N, 32, 32, 3) -> float32 (N,) scores, averaged over the views; higher means
+        less like CIFAR-10."""
+        measured = measure_views(self.predictor, pixels, self._needs(), self.statistics, self.views)
+        return view_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
 
     def is_out_of_distribution(self, pixels):
         """uint8 (N, 32, 32, 3) -> bool (N,): True where the app says "probably none of
@@ -460,12 +488,12 @@ class OodDetector:
         """uint8 (N, 32, 32, 3) -> (scores, drawing probabilities (NaN without a drawing
         detector), out_of_distribution, looks_like_drawing): a drawing, flagged or not,
         gets the drawing notice rather than "none of these"."""
-        measured = measure(self.predictor, pixels, self._needs(), self.statistics)
-        scores = compute_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
+        measured = measure_views(self.predictor, pixels, self._needs(), self.statistics, self.views)
+        scores = view_scores(self.score_name, measured, self.statistics, self.predictor.temperature)
         if self.drawing is None:
             drawing = np.full(len(scores), np.nan, np.float32)
-        else:
-            drawing = self.drawing.probability(measured["early"])
+        else:  # fitted on the drawings as drawn
+            drawing = self.drawing.probability(measured[0]["early"])
         looks_like_drawing = drawing > 0.5
         # A score that is not a number (statistics that do not fit these inputs) is flagged:
         # the check fails closed rather than calling the input a CIFAR-10 photo.
@@ -666,11 +694,13 @@ def fit_statistics(predictor, images, labels, bank_size=BANK_SIZE, with_gram=Tru
 
 
 def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None, select_on=(), drawing_sets=None,
-        statistics_images=STATISTICS_IMAGES, bank_size=BANK_SIZE, test_images=None, scores=SCORES, log=print):
+        statistics_images=STATISTICS_IMAGES, bank_size=BANK_SIZE, test_images=None, scores=SCORES, views=VIEWS,
+        log=print):
     """Fits every score's statistics on the run's training images (a random
     `statistics_images` of them, the kNN bank a random `bank_size` of those), scores the
     held-out images, the official test set (its first `test_images`, all when None), the
-    generated sets and `dev_sets` ({name: images}) with each of `scores`, and picks the one
+    generated sets and `dev_sets` ({name: images}) with each of `scores` (averaged over
+    `views`, see measure_views), and picks the one
     whose worst AUROC between the test set and a set named in `select_on` is best (without
     any: between the held-out images and each generated set); its threshold flags
     TARGET_FLAG_RATE of the held-out images. The Gram scores cost ten times the others
@@ -700,8 +730,8 @@ def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None,
     measured = {}
     for name, images in inputs.items():
         log(f"scoring {name} ({len(images):,} images) ...")
-        measured[name] = measure(predictor, images, needs, statistics)
-    held_out = measured["held-out"]
+        measured[name] = measure_views(predictor, images, needs, statistics, views)
+    held_out = measured["held-out"][0]  # the parts' scales and the Gram bounds' from the images as given
     if "gram" in needs:
         statistics["gram_scale"] = np.maximum(held_out["gram"].mean(axis=0), 1e-12)
     for part in {part for name in scores for part in components(name)}:
@@ -710,7 +740,7 @@ def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None,
     compared = [*GENERATED_SETS, *(dev_sets or {})]
     table = {}
     for score_name in scores:
-        values_of = {name: compute_scores(score_name, values, statistics, predictor.temperature)
+        values_of = {name: view_scores(score_name, values, statistics, predictor.temperature)
                      for name, values in measured.items()}
         threshold = float(np.quantile(values_of["held-out"], 1 - TARGET_FLAG_RATE))
         table[score_name] = {
@@ -726,29 +756,30 @@ def fit(predictor, data, config, count=GENERATED_PER_SET, seed=0, dev_sets=None,
     if drawing_sets is not None:
         fit_drawings, check_drawings = drawing_sets
         log(f"drawing detector: {len(fit_drawings):,} drawings against the held-out images and generated noise ...")
-        negatives = np.concatenate([held_out["early"], measured["uniform noise"]["early"],
-                                    measured["blurred noise"]["early"]])
+        negatives = np.concatenate([held_out["early"], measured["uniform noise"][0]["early"],
+                                    measured["blurred noise"][0]["early"]])
         drawing = DrawingDetector.fit(predictor.predict_features(fit_drawings).early_statistics, negatives)
         check = predictor.predict_features(check_drawings).early_statistics
         table["drawing detector"] = {
             "share called a drawing": {
                 "check drawings": float((drawing.probability(check) > 0.5).mean()),
-                **{name: float((drawing.probability(values["early"]) > 0.5).mean())
+                **{name: float((drawing.probability(values[0]["early"]) > 0.5).mean())
                    for name, values in measured.items()},
             }}
-    detector = OodDetector(predictor, best, table[best]["threshold"], statistics, drawing=drawing)
+    detector = OodDetector(predictor, best, table[best]["threshold"], statistics, drawing=drawing, views=views)
     return detector, table, bank
 
 
-def format_table(table, chosen, select_on=()):
+def format_table(table, chosen, select_on=(), views=VIEWS):
     """The comparison as text: AUROCs, flag rates, the drawing detector's shares, and which
-    score was chosen on what (`select_on`, as given to fit)."""
+    score was chosen on what (`select_on` and `views`, as given to fit)."""
     scores = [name for name in table if name in SCORES]
     compared = list(table[scores[0]]["auroc_vs_test"])
     flagged = list(table[scores[0]]["flag_rate"])
     width = max(15, *(len(name) + 2 for name in flagged))
     name_width = max(24, *(len(score) + 2 for score in scores))
-    lines = ["AUROC, CIFAR-10 test images vs each other set (1.0 = perfectly separated):",
+    lines = [("each score the mean over the input and its mirror image" if views == 2 else "each score of the input "
+              "alone") + "; AUROC, CIFAR-10 test images vs each other set (1.0 = perfectly separated):",
              f"  {'score':<{name_width}}" + "".join(f"{name:>{width}}" for name in compared)]
     lines += [f"  {score:<{name_width}}"
               + "".join(f"{table[score]['auroc_vs_test'][name]:>{width}.4f}" for name in compared) for score in scores]
@@ -788,6 +819,9 @@ def main(argv=None):
                         help="also compare the Gram-matrix scores (about ten times the time of all the others)")
     parser.add_argument("--drawings-per-class", type=int, default=30,
                         help="generated drawings per class to fit the drawing detector on (as many again check it)")
+    parser.add_argument("--views", type=int, choices=(1, 2), default=VIEWS,
+                        help="2: each score is the mean over the input and its mirror image (separates better, model "
+                        "card); 1: the input alone")
     args = parser.parse_args(argv)
 
     weights = Path(args.weights) if args.weights else SHIPPED_WEIGHTS
@@ -812,11 +846,12 @@ def main(argv=None):
         select_on = ("photos foreign", *GENERATED_SETS)
         detector, table, bank = fit(predictor, data, config, args.count, args.seed, dev_sets,
                                     select_on, drawing_sets, args.statistics_images,
-                                    args.bank_size, scores=scores, log=lambda line: print(line, file=sys.stderr))
+                                    args.bank_size, scores=scores, views=args.views,
+                                    log=lambda line: print(line, file=sys.stderr))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(format_table(table, detector.score_name, select_on))
+    print(format_table(table, detector.score_name, select_on, args.views))
     out = ood_path_for(weights)
     detector.save(out, **table[detector.score_name], drawing=table.get("drawing detector"),
                   generated_per_set=args.count, seed=args.seed, bank_size=len(bank.indices))

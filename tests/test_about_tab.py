@@ -51,6 +51,9 @@ def test_ood_section_reports_the_measured_rates():
     for name, rate in detector.record["flag_rate"].items():
         assert f"| {name} | {rate:.1%} | {drawings[name]:.1%} |" in text
     assert "| CIFAR-10 test |" in text and "| drawings |" in text
+    mirror = "the mean over the input and its mirror image"
+    assert mirror in text and mirror not in about_tab.ood_markdown(
+        OodDetector(detector.predictor, detector.score_name, detector.threshold, detector.statistics, views=1), 2000)
 
 
 def test_calibration_text_follows_the_fitted_temperature():

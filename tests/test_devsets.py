@@ -37,10 +37,11 @@ RETRAIN_GOALS = {           # issue 16, for the retrained weights
 # seeds averaged) and detector reach now (1 Dec 2026, the same computations as below), less a
 # margin of a few images: a real loss fails, a change of BLAS does not. Goals met are asserted
 # as such: the drawings' top-1 (91.0%) and top-3 (98.2%), every class's drawings above half
-# (birds 64%, dogs 68%, the others 92-100%), and the foreign photos flagged (82.5%, 94 of 114
-# crops of 19 photos, since the detector adds the energy to its score). Birds pass narrowly:
-# 50 a class of seed 7 get 40% of them right, of seed 1000 56% (model card).
-NOW_PHOTOS_FLAGGED_CENTRE = 13      # 14 of the 19 photos' centred squares (what the app sends the model)
+# (birds 64%, dogs 68%, the others 92-100%), and the foreign photos flagged (86.0%, 98 of 114
+# crops of 19 photos, since the detector adds the energy to its score and averages it over the
+# input and its mirror image). Birds pass narrowly: 50 a class of seed 7 get 40% of them
+# right, of seed 1000 56% (model card).
+NOW_PHOTOS_FLAGGED_CENTRE = 14      # 15 of the 19 photos' centred squares (what the app sends the model)
 NOW_DRAWINGS_NONE_OF_THESE = 0.05   # at most: 0% (goal at most 10%); the rest get the drawing notice
 NOW_DRAWINGS_NOTICE = 0.95          # at least: 100% given the drawing notice
 
@@ -115,7 +116,7 @@ def test_shipped_detector_on_real_photos(shipped_detector, photo_sets):
     foreign = photo_sets["foreign"]
     _, _, flagged, called_a_drawing = shipped_detector.verdicts(foreign.images)
     assert called_a_drawing.mean() <= 0.05  # a photo gets no drawing notice
-    assert flagged.mean() >= RETRAIN_GOALS["foreign photos flagged"]  # 82.5%
+    assert flagged.mean() >= RETRAIN_GOALS["foreign photos flagged"]  # 86.0%
     centre = np.arange(len(foreign.images)) % len(photos.CROPS) == 0
     assert flagged[centre].sum() >= NOW_PHOTOS_FLAGGED_CENTRE
     in_class = photo_sets["in-class"].images

@@ -179,6 +179,18 @@ def test_fit_saves_a_detector_that_loads_with_the_same_scores(tiny_predictor, to
     np.testing.assert_allclose(loaded.score(images), detector.score(images), rtol=1e-3, atol=1e-4)
     np.testing.assert_array_equal(loaded.is_out_of_distribution(images), detector.is_out_of_distribution(images))
     np.testing.assert_allclose(loaded.verdicts(images)[1], detector.verdicts(images)[1], rtol=1e-3, atol=1e-4)
+    assert loaded.views == detector.views == ood.VIEWS == 2
+    one_view = ood.OodDetector(tiny_predictor, detector.score_name, detector.threshold, detector.statistics, views=1)
+    mirrored = images[:, :, ::-1]
+    # the oracle: two views' score is the mean of one view's on the input and on its mirror image
+    np.testing.assert_allclose(detector.score(images), (one_view.score(images) + one_view.score(mirrored)) / 2,
+                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(detector.score(mirrored), detector.score(images), rtol=1e-3, atol=1e-4)
+    with np.load(path) as archive:  # a file fitted before the views were saved scores one view
+        np.savez(tmp_path / "before.ood.npz", **{key: archive[key] for key in archive.files if key != "views"})
+    assert ood.OodDetector.load(tiny_predictor, tmp_path / "before.ood.npz").views == 1
+    with pytest.raises(ValueError, match="views must be 1 .* or 2"):
+        ood.OodDetector(tiny_predictor, detector.score_name, 0.0, detector.statistics, views=3)
     for name in ood.SCORES:  # every score works from the fitted statistics, and is a number
         scores = ood.OodDetector(tiny_predictor, name, 0.0, detector.statistics).score(images)
         assert scores.shape == (18,) and np.isfinite(scores).all(), name

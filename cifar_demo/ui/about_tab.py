@@ -90,8 +90,9 @@ def ood_markdown(detector, held_out):
     return (
         "The Classify tab warns **“Probably none of these”** when an input looks unlike CIFAR-10, instead "
         "of asserting one of the ten classes. The score measures how unlike the training photos the network finds "
-        f"the input ({describe_score(detector.score_name)}, "
-        f"`{detector.score_name}`); above **{detector.threshold:.2f}** "
+        f"the input ({describe_score(detector.score_name)}, `{detector.score_name}`"
+        + ("; the mean over the input and its mirror image" if detector.views == 2 else "")
+        + f"); above **{detector.threshold:.2f}** "
         f"the warning shows. The threshold flags {TARGET_FLAG_RATE:.0%} of {held_out:,} held-out CIFAR-10 training "
         "images, so a few real photos get the warning too"
         + (f"; the generated inputs below are {per_set:,} each." if per_set else ".") + table +
